@@ -1,0 +1,277 @@
+"""The user-facing accelerator: checks every operand, tiles large problems, runs the three GEMMs.
+
+    import hostpy
+    acc = hostpy.open("build/sat_2x8", backend="csim")   # "numpy", "csim", "pynq", "xrt"
+    w2 = acc.prune(w)            # PRUNE on the kernel -> PrunedWeight(ff=..., bp=...)
+    y  = acc.ff(w2, x)           # Y[Cout, B]  = W_ff . X[Cin, B]      (sparse)
+    dx = acc.bp(w2, dy)          # dX[Cin, B]  = W_bp^T . dY[Cout, B]  (sparse, its own pruning)
+    dw = acc.wu(dy, x)           # dW[Cout, Cin] = dY . X^T            (dense)
+
+Operands are signed fixed-point integers of ``spec.data_bits`` (use :mod:`hostpy.quant` for float
+tensors); results are the raw ``acc_bits`` accumulators in the int32/int64 container, bit-identical
+to hostpy.golden on every backend.
+
+Tiling: one kernel call handles rows, cols <= ``max_dim`` and k <= ``max_k`` (the kernel tiles
+over its on-chip buffers internally). Larger problems, or smaller host tiles chosen with
+``open(..., tile=(rows, k, cols))`` (to bound buffer sizes on a board), are split into calls on
+a (row, col, k) grid. k tiles are multiples of M so N:M groups never straddle two calls, and the
+partial sums of a k split are added and wrapped at ``acc_bits`` exactly as the accumulator would
+(wrapping is a ring homomorphism), so the result equals the single-call result bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .archdir import Arch, load_arch
+from .device import Device, KernelCall
+from .errors import (BackendUnavailableError, DTypeError, FixedPointOverflowError, NotNMError, ShapeError,
+                     UnsupportedOperationError)
+from .golden import wrap
+from .nm import NMCompressed, compress, is_nm, pack_indices, unpack_indices
+
+__all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
+
+
+@dataclass(frozen=True)
+class PrunedWeight:
+    """The two compressed copies PRUNE produces from one dense W[Cout, Cin]."""
+
+    ff: NMCompressed     # groups along Cin (axis 1): the FF operand
+    bp: NMCompressed     # groups along Cout (axis 0): the BP operand, pruned separately
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ff.shape
+
+
+def _round_down(v: int, m: int) -> int:
+    return max(m, v // m * m)
+
+
+class Accelerator:
+    """Checked, tiled N:M GEMMs on one :class:`Device`."""
+
+    def __init__(self, device: Device, tile: tuple[int, int, int] | None = None):
+        self.device = device
+        self.arch: Arch = device.arch
+        s = self.spec
+        limits = (s.max_dim, s.max_k, s.max_dim)
+        tile = limits if tile is None else tuple(int(t) for t in tile)
+        if len(tile) != 3 or any(t < 1 or t > lim for t, lim in zip(tile, limits)):
+            raise ShapeError(f"tile must be (rows, k, cols) with 1 <= each <= the kernel limits {limits}, got {tile}")
+        if tile[1] < s.m:
+            raise ShapeError(f"tile k={tile[1]} must be at least M={s.m} (k tiles hold whole N:M groups)")
+        self.tile = tile
+        self.calls = 0          # kernel invocations so far (tiling is visible in tests and benchmarks)
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def spec(self):
+        return self.arch.spec
+
+    @property
+    def backend(self) -> str:
+        return self.device.backend
+
+    def close(self) -> None:
+        self.device.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Accelerator({self.spec.name!r}, backend={self.backend!r}, path={str(self.arch.path)!r})"
+
+    # ---- operand checks -------------------------------------------------------------------------
+    def _check_int(self, a, name: str, ndim: int = 2) -> np.ndarray:
+        if isinstance(a, (NMCompressed, PrunedWeight)):
+            raise DTypeError(f"{name}: expected a dense integer array, got {type(a).__name__}")
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            raise DTypeError(f"{name}: float array ({a.dtype}) given to a fixed-point kernel; quantize it first "
+                             f"(hostpy.quant.quantize(x, bits={self.spec.data_bits}))")
+        if a.dtype.kind not in "iu":
+            raise DTypeError(f"{name}: expected a signed integer array, got dtype {a.dtype}")
+        if a.ndim != ndim:
+            raise ShapeError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
+        if a.size == 0:
+            raise ShapeError(f"{name}: empty operand of shape {a.shape}")
+        bits = self.spec.data_bits
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        amin, amax = int(a.min()), int(a.max())
+        if amin < lo or amax > hi:
+            raise FixedPointOverflowError(f"{name}: values [{amin}, {amax}] outside the int{bits} operand range "
+                                          f"[{lo}, {hi}] of {self.spec.name}")
+        return a.astype(self.arch.data_dtype, copy=False)
+
+    def _check_compressed(self, c: NMCompressed, name: str, axis: int) -> None:
+        s = self.spec
+        if not isinstance(c, NMCompressed):
+            raise DTypeError(f"{name}: expected an NMCompressed operand, got {type(c).__name__}")
+        if (c.n, c.m) != (s.n, s.m):
+            raise NotNMError(f"{name} is {c.n}:{c.m} compressed but {s.name} computes {s.n}:{s.m}")
+        if c.axis != axis:
+            raise NotNMError(f"{name} is compressed along axis {c.axis}, this pass needs axis {axis}")
+        lanes, k = (c.shape[0], c.shape[1]) if axis == 1 else (c.shape[1], c.shape[0])
+        g = -(-k // s.m)
+        if c.values.shape != (lanes, g, s.n) or c.indices.shape != (lanes, g, s.n):
+            raise ShapeError(f"{name}: values {c.values.shape} / indices {c.indices.shape} do not match dense "
+                             f"shape {c.shape} ({lanes} lanes x {g} groups x {s.n})")
+        self._check_int(c.values.reshape(lanes, -1), f"{name} values")
+        idx = c.indices.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= s.m):
+            raise NotNMError(f"{name}: in-group index out of range [0, {s.m})")
+        if s.n > 1 and not (np.diff(idx, axis=-1) > 0).all():
+            raise NotNMError(f"{name}: in-group indices must be strictly ascending within a group")
+
+    def _need_sparse(self, what: str) -> None:
+        if not self.spec.sparse:
+            raise UnsupportedOperationError(f"{what} needs a sparse architecture; {self.spec.name} is the dense baseline")
+
+    def _weight(self, w, axis: int, name: str):
+        """An FF (axis 1) / BP (axis 0) weight operand: PrunedWeight, NMCompressed, or a dense N:M array."""
+        s = self.spec
+        if isinstance(w, PrunedWeight):
+            w = w.ff if axis == 1 else w.bp
+        if isinstance(w, NMCompressed):
+            self._check_compressed(w, name, axis)
+            return w
+        wd = self._check_int(w, name)
+        if not s.sparse:
+            return wd
+        if not is_nm(wd, s.n, s.m, axis):
+            raise NotNMError(f"{name} of shape {wd.shape} is not {s.n}:{s.m} sparse along axis {axis} "
+                             f"({'Cin' if axis == 1 else 'Cout'}); prune it first (acc.prune(w))")
+        return compress(wd, s.n, s.m, axis=axis)
+
+    # ---- the three passes ---------------------------------------------------------------------
+    def prune(self, w) -> PrunedWeight:
+        """PRUNE on the kernel: dense W[Cout, Cin] -> FF copy (N:M along Cin) and BP copy (along Cout)."""
+        self._need_sparse("PRUNE")
+        s = self.spec
+        wd = self._check_int(w, "W")
+        rows, k = wd.shape
+        g_k, g_r = -(-k // s.m), -(-rows // s.m)
+        ff_v = np.zeros((rows, g_k, s.n), self.arch.data_dtype)
+        ff_i = np.zeros((rows, g_k, s.n), np.uint8)
+        bp_v = np.zeros((k, g_r, s.n), self.arch.data_dtype)
+        bp_i = np.zeros((k, g_r, s.n), np.uint8)
+        rt, kt = _round_down(self.tile[0], s.m), _round_down(self.tile[1], s.m)
+        for r0 in range(0, rows, rt):
+            r1 = min(rows, r0 + rt)
+            for k0 in range(0, k, kt):
+                k1 = min(k, k0 + kt)
+                out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, np.ascontiguousarray(wd[r0:r1, k0:k1]).ravel()))
+                gk, gr = -(-(k1 - k0) // s.m), -(-(r1 - r0) // s.m)
+                ff_v[r0:r1, k0 // s.m:k0 // s.m + gk] = out["ff_val"].reshape(r1 - r0, gk, s.n)
+                ff_i[r0:r1, k0 // s.m:k0 // s.m + gk] = unpack_indices(
+                    out["ff_idx"].tobytes(), s.m, (r1 - r0) * gk * s.n).reshape(r1 - r0, gk, s.n)
+                bp_v[k0:k1, r0 // s.m:r0 // s.m + gr] = out["bp_val"].reshape(k1 - k0, gr, s.n)
+                bp_i[k0:k1, r0 // s.m:r0 // s.m + gr] = unpack_indices(
+                    out["bp_idx"].tobytes(), s.m, (k1 - k0) * gr * s.n).reshape(k1 - k0, gr, s.n)
+        return PrunedWeight(ff=NMCompressed(ff_v, ff_i, s.n, s.m, 1, (rows, k)),
+                            bp=NMCompressed(bp_v, bp_i, s.n, s.m, 0, (rows, k)))
+
+    def ff(self, w, x) -> np.ndarray:
+        """Forward: Y[Cout, B] = W_ff . X[Cin, B] (sparse; dense on the dense baseline)."""
+        a = self._weight(w, 1, "W (FF)")
+        if isinstance(a, np.ndarray):
+            return self.gemm(a, x)
+        return self.gemm_sparse(a, x)
+
+    def bp(self, w, dy) -> np.ndarray:
+        """Backward data: dX[Cin, B] = W_bp^T . dY[Cout, B] with W pruned along Cout."""
+        a = self._weight(w, 0, "W (BP)")
+        if isinstance(a, np.ndarray):
+            return self.gemm(np.ascontiguousarray(a.T), dy)
+        lanes = NMCompressed(a.values, a.indices, a.n, a.m, 1, (a.shape[1], a.shape[0]))
+        return self.gemm_sparse(lanes, dy)
+
+    def wu(self, dy, x) -> np.ndarray:
+        """Weight update: dW[Cout, Cin] = dY[Cout, B] . X[Cin, B]^T (dense)."""
+        dy = self._check_int(dy, "dY")
+        x = self._check_int(x, "X")
+        if dy.shape[1] != x.shape[1]:
+            raise ShapeError(f"WU: dY {dy.shape} and X {x.shape} must have the same batch (second) dimension")
+        return self.gemm(dy, np.ascontiguousarray(x.T))
+
+    # ---- the two GEMM modes, tiled --------------------------------------------------------------
+    def gemm(self, a, b) -> np.ndarray:
+        """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode)."""
+        a = self._check_int(a, "A")
+        b = self._check_int(b, "B")
+        if a.shape[1] != b.shape[0]:
+            raise ShapeError(f"GEMM shapes do not chain: A{a.shape} . B{b.shape}")
+        rows, k = a.shape
+
+        def call(r0, r1, k0, k1, c0, c1):
+            return KernelCall("DENSE", r1 - r0, k1 - k0, c1 - c0, np.ascontiguousarray(a[r0:r1, k0:k1]).ravel(),
+                              None, np.ascontiguousarray(b[k0:k1, c0:c1]).ravel())
+        return self._tiled(rows, k, b.shape[1], self.tile[1], call)
+
+    def gemm_sparse(self, a: NMCompressed, b) -> np.ndarray:
+        """C = A . B with A N:M-compressed along k (axis 1): the FF/BP datapath (SPARSE mode)."""
+        self._need_sparse("a sparse GEMM")
+        s = self.spec
+        self._check_compressed(a, "A", 1)
+        b = self._check_int(b, "B")
+        rows, k = a.shape
+        if b.shape[0] != k:
+            raise ShapeError(f"B must have shape [{k}, cols] to match A's reduction length {k}, got {b.shape}")
+
+        def call(r0, r1, k0, k1, c0, c1):
+            g0, g1 = k0 // s.m, -(-k1 // s.m)
+            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0,
+                              np.ascontiguousarray(a.values[r0:r1, g0:g1]).ravel(),
+                              np.frombuffer(pack_indices(a.indices[r0:r1, g0:g1], s.m), np.uint8),
+                              np.ascontiguousarray(b[k0:k1, c0:c1]).ravel())
+        return self._tiled(rows, k, b.shape[1], _round_down(self.tile[1], s.m), call)
+
+    def _tiled(self, rows: int, k: int, cols: int, kt: int, make_call) -> np.ndarray:
+        rt, ct = self.tile[0], self.tile[2]
+        out = np.zeros((rows, cols), dtype=np.int64)
+        for r0 in range(0, rows, rt):
+            r1 = min(rows, r0 + rt)
+            for c0 in range(0, cols, ct):
+                c1 = min(cols, c0 + ct)
+                acc = np.zeros((r1 - r0, c1 - c0), dtype=np.int64)
+                for k0 in range(0, k, kt):
+                    k1 = min(k, k0 + kt)
+                    res = self._run(make_call(r0, r1, k0, k1, c0, c1))["c"]
+                    acc += res.reshape(r1 - r0, c1 - c0).astype(np.int64)
+                out[r0:r1, c0:c1] = wrap(acc, self.spec.acc_bits)
+        return out.astype(self.arch.acc_dtype)
+
+    def _run(self, call: KernelCall) -> dict[str, np.ndarray]:
+        self.calls += 1
+        return self.device.execute(call)
+
+
+def _make_device(arch: Arch, backend: str, options: dict) -> Device:
+    if backend == "numpy":
+        from .backends.numpy_backend import NumpyDevice
+        return NumpyDevice(arch, **options)
+    if backend == "csim":
+        from .backends.csim import CsimDevice
+        return CsimDevice(arch, **options)
+    if backend == "pynq":
+        from .backends.pynq_backend import PynqDevice
+        return PynqDevice(arch, **options)
+    if backend == "xrt":
+        from .backends.xrt_backend import XrtDevice
+        return XrtDevice(arch, **options)
+    from .backends import BACKENDS
+    raise BackendUnavailableError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def open_accelerator(arch_dir: str | Path, backend: str = "numpy", *, tile: tuple[int, int, int] | None = None,
+                     **options) -> Accelerator:
+    """Open the architecture generated in ``arch_dir`` on ``backend``; ``options`` go to the backend."""
+    arch = load_arch(arch_dir)
+    return Accelerator(_make_device(arch, backend, options), tile=tile)
