@@ -1,0 +1,386 @@
+"""Cycle model of the generated accelerator, derived from the same spec as the hardware.
+
+Layers of the model (docs/PERF.md says more):
+
+* **Core** — the R x C PE array streaming one weight beat and one activation beat per cycle. Its
+  cycles come from the RTL engineer's formula ``sim.cycles.core_cycles(spec, mode, k, tiles)``
+  (docs/RTL.md), which the cocotb core testbench measures; this module never re-derives it. From
+  it we take the *marginal* cost of one more output tile (``core(k, 2) - core(k, 1)``) and the
+  fixed fill/drain of a job (``core(k, 1) - marginal``).
+* **Memory** — the kernel's m_axi bundles (A values, A indices, B, C: one bundle each, see
+  gen/regmap.py) each move ``spec.axi_bits`` per kernel cycle. Operand blocks live in buffers of
+  ``spec.wbuf_depth`` / ``spec.abuf_depth`` words, so a reduction longer than
+  ``spec.k_chunk_sparse`` / ``spec.k_chunk_dense`` is re-fetched per output tile; a GEMM larger
+  than ``spec.max_k`` / ``spec.max_dim`` is split into several kernel launches.
+* **Schedule** (offline scheduling) — per GEMM, which operand stays on chip while the other one
+  streams (``loop_order``), and whether loads/stores overlap compute (``overlap``: double-buffered
+  operand buffers + the core's shadow accumulators). Only what overlaps in the design is counted
+  as hidden; everything else adds up.
+* **PRUNE** (pre-generation) — once per training step, per weight layer: stream the dense master
+  weights once, emit the FF and BP compressed copies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+from .regmap import MODES
+from .spec import ArchSpec
+from .workloads import Gemm, lower_network, network
+
+__all__ = ["Schedule", "GemmCost", "StepCost", "core_cycles", "core_source", "gemm_cost", "prune_cost",
+           "step_cost", "LOOP_ORDERS", "PerfError", "BEST_SCHEDULE", "BASELINE_SCHEDULE",
+           "PRUNE_GROUPS_PER_CYCLE"]
+
+LOOP_ORDERS = ("auto", "a_stationary", "b_stationary")
+
+# The PRUNE unit's throughput: one M-group per cycle and per direction (FF copy and BP copy in
+# parallel), as the pipelined top-N-of-M unit of the RTL core (docs/RTL.md) is built.
+PRUNE_GROUPS_PER_CYCLE = 1
+
+
+class PerfError(ValueError):
+    """Bad input to the performance model (shape, mode, schedule)."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How GEMMs are mapped onto the kernel (decided offline, per GEMM, from the static graph).
+
+    loop_order: "a_stationary" keeps an A (weight) block on chip and streams B blocks past it;
+      "b_stationary" the opposite; "auto" picks, per GEMM, the order with fewer cycles.
+    overlap: loads of the next block and stores of the previous tile run while the current tile
+      computes (double-buffered operand buffers, shadow accumulators). False: load, compute,
+      store one after another per tile.
+    """
+
+    loop_order: str = "auto"
+    overlap: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loop_order not in LOOP_ORDERS:
+            raise PerfError(f"loop_order must be one of {LOOP_ORDERS}, got {self.loop_order!r}")
+
+
+BEST_SCHEDULE = Schedule()
+BASELINE_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False)
+
+
+# ---- the core: from the RTL formula ------------------------------------------------------------
+
+def _rtl_core_cycles() -> Callable[[ArchSpec, str, int, int], int] | None:
+    try:
+        from sim.cycles import core_cycles as f  # the RTL engineer's exact formula (docs/RTL.md)
+    except ImportError:
+        return None
+    return f
+
+
+def core_source() -> str:
+    """Where the core's cycle counts come from: the RTL formula, or the provisional stand-in."""
+    return "sim.cycles.core_cycles" if _rtl_core_cycles() else "provisional (sim/cycles.py missing)"
+
+
+def _provisional_core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
+    # Stand-in only while sim/cycles.py does not exist: MICROARCH.md's ideal stream
+    # (ceil(K/step) per tile, drains hidden) plus one array fill and one drain.
+    return tiles * math.ceil(k / _step(spec, mode)) + spec.rows + spec.cols
+
+
+def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
+    """Cycles of the streaming core for ``tiles`` output tiles of reduction ``k`` (loads/drains of the core included)."""
+    if mode not in MODES or mode == "PRUNE":
+        raise PerfError(f"core mode must be SPARSE or DENSE, got {mode!r}")
+    if mode == "SPARSE" and not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no SPARSE mode")
+    if k < 1 or tiles < 1:
+        raise PerfError(f"k and tiles must be >= 1, got k={k}, tiles={tiles}")
+    f = _rtl_core_cycles() or _provisional_core_cycles
+    return int(f(spec, mode, k, tiles))
+
+
+def _step(spec: ArchSpec, mode: str) -> int:
+    """Reduction elements the core consumes per cycle in ``mode``."""
+    return spec.m if mode == "SPARSE" else spec.n
+
+
+@lru_cache(maxsize=4096)
+def _core_split(spec: ArchSpec, mode: str, k: int) -> tuple[int, int]:
+    """(cycles per additional output tile, fixed fill/drain of one job) from the core formula."""
+    one = core_cycles(spec, mode, k, 1)
+    per_tile = core_cycles(spec, mode, k, 2) - one
+    return per_tile, one - per_tile
+
+
+# ---- one GEMM on the whole kernel --------------------------------------------------------------
+
+@dataclass
+class GemmCost:
+    """Cycles and traffic of one GEMM (all its kernel launches)."""
+
+    cycles: int = 0            # wall cycles of the kernel
+    core_busy: int = 0         # cycles the core streams operands (tiles x per-tile cost + fill/drain)
+    bytes_in: int = 0          # off-chip reads (A values + A indices + B)
+    bytes_out: int = 0         # off-chip writes (C)
+    launches: int = 0
+    loop_order: str = ""
+    mults: int = 0             # multiplier operations actually issued with a useful operand
+
+    @property
+    def stall(self) -> int:
+        """Cycles the core waits for memory (transfers not hidden behind compute)."""
+        return self.cycles - self.core_busy
+
+    def add(self, other: "GemmCost", times: int = 1) -> None:
+        self.cycles += other.cycles * times
+        self.core_busy += other.core_busy * times
+        self.bytes_in += other.bytes_in * times
+        self.bytes_out += other.bytes_out * times
+        self.launches += other.launches * times
+        self.mults += other.mults * times
+        if other.loop_order and other.loop_order not in self.loop_order.split("+"):
+            self.loop_order = "+".join(x for x in (self.loop_order, other.loop_order) if x)
+
+
+def _axis_classes(length: int, tile: int) -> list[tuple[int, int, bool]]:
+    """Tiles along one axis as (size, count, is_first) classes: first, middle, last."""
+    t = math.ceil(length / tile)
+    last = length - (t - 1) * tile
+    if t == 1:
+        return [(length, 1, True)]
+    out = [(tile, 1, True)]
+    if t > 2:
+        out.append((tile, t - 2, False))
+    out.append((last, 1, False))
+    return out
+
+
+def _beats(nbytes: float, spec: ArchSpec) -> int:
+    return math.ceil(nbytes * 8 / spec.axi_bits)
+
+
+def _a_bytes(spec: ArchSpec, mode: str, rows: int, k: int) -> tuple[int, int]:
+    """(value bytes, index bytes) of an A block: compressed along k in SPARSE mode."""
+    d = spec.mem_data_bits // 8
+    if mode == "SPARSE":
+        slots = rows * math.ceil(k / spec.m) * spec.n
+        return slots * d, math.ceil(slots * spec.idx_bits / 8)
+    return rows * k * d, 0
+
+
+def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order: str, overlap: bool) -> GemmCost:
+    """One kernel launch: rows, k, cols within the spec's limits, one fixed loop order."""
+    d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
+    per_tile, fixed = _core_split(spec, mode, k)
+    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense
+    resident = k <= chunk                     # one operand block can stay on chip across tiles
+    row_cls, col_cls = _axis_classes(rows, spec.rows), _axis_classes(cols, spec.cols)
+
+    def a_load(r: int) -> int:
+        val, idx = _a_bytes(spec, mode, r, k)
+        return max(_beats(val, spec), _beats(idx, spec))       # separate bundles, in parallel
+
+    def b_load(c: int) -> int:
+        return _beats(k * c * d, spec)
+
+    def c_store(r: int, c: int) -> int:
+        return _beats(r * c * acc, spec)
+
+    # Outer axis = the stationary operand's tiles; inner axis = the streamed operand's tiles.
+    if order == "a_stationary":
+        outer, inner, outer_load, inner_load = row_cls, col_cls, a_load, b_load
+    else:
+        outer, inner, outer_load, inner_load = col_cls, row_cls, b_load, a_load
+
+    def store(o: int, i: int) -> int:
+        return c_store(o, i) if order == "a_stationary" else c_store(i, o)
+
+    cost = GemmCost(launches=1, loop_order=order)
+    tiles = sum(n for _, n, _ in row_cls) * sum(n for _, n, _ in col_cls)
+    cost.core_busy = tiles * per_tile + fixed
+    # Overlapped: one fill/drain per launch. Sequential: the core restarts for every tile.
+    total = fixed if overlap else 0
+    first_outer = True
+    for osize, ocount, _ in outer:
+        # Time of one outer iteration (all its inner tiles).
+        inner_time = 0
+        for isize, icount, ifirst in inner:
+            stream = inner_load(isize)
+            if not resident:                  # both operands re-fetched per tile, chunk by chunk
+                stream = max(stream, outer_load(osize))
+            st = store(osize, isize)
+            if overlap:
+                inner_time += icount * max(per_tile, stream, st)
+            else:
+                inner_time += icount * (stream + per_tile + fixed + st)
+        o_load = outer_load(osize) if resident else 0
+        if overlap:
+            # The next outer block prefetches while this outer iteration computes.
+            step = max(inner_time, o_load)
+            total += ocount * step
+            if first_outer:
+                total += o_load               # the very first block is not hidden
+                first_outer = False
+        else:
+            total += ocount * (o_load + inner_time)
+    if overlap:
+        # First streamed block before compute starts, last tile's store after it ends.
+        total += inner_load(inner[0][0]) + store(outer[-1][0], inner[-1][0])
+    cost.cycles = max(total, cost.core_busy)
+
+    # Traffic: the streamed operand once per outer tile; the stationary one once (or per tile).
+    a_val, a_idx = _a_bytes(spec, mode, rows, k)
+    a_total, b_total = a_val + a_idx, k * cols * d
+    n_row_tiles, n_col_tiles = math.ceil(rows / spec.rows), math.ceil(cols / spec.cols)
+    if not resident:
+        cost.bytes_in = a_total * n_col_tiles + b_total * n_row_tiles
+    elif order == "a_stationary":
+        cost.bytes_in = a_total + b_total * n_row_tiles
+    else:
+        cost.bytes_in = a_total * n_col_tiles + b_total
+    cost.bytes_out = rows * cols * acc
+    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
+    cost.mults = rows * cols * kept
+    return cost
+
+
+def _splits(length: int, limit: int) -> list[tuple[int, int]]:
+    """Split ``length`` into launches of at most ``limit``: (size, count) pairs."""
+    full, rest = divmod(length, limit)
+    return [(s, c) for s, c in ((limit, full), (rest, 1)) if c and s]
+
+
+def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
+              schedule: Schedule = BEST_SCHEDULE) -> GemmCost:
+    """Cycles of C[rows][cols] = A[rows][k] . B[k][cols] in ``mode`` on the whole kernel.
+
+    Dimensions above the spec's limits are split into several launches (k above ``max_k``: partial
+    results summed by the host, outside this model).
+    """
+    for name, v in (("rows", rows), ("k", k), ("cols", cols)):
+        if not isinstance(v, int) or v < 1:
+            raise PerfError(f"GEMM {name} must be a positive integer, got {v!r}")
+    orders = ("a_stationary", "b_stationary") if schedule.loop_order == "auto" else (schedule.loop_order,)
+    total = GemmCost()
+    for r, rn in _splits(rows, spec.max_dim):
+        for kk, kn in _splits(k, spec.max_k):
+            for c, cn in _splits(cols, spec.max_dim):
+                best = min((_launch_cost(spec, mode, r, kk, c, o, schedule.overlap) for o in orders),
+                           key=lambda g: (g.cycles, g.bytes_in))
+                total.add(best, rn * kn * cn)
+    return total
+
+
+def prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
+    """PRUNE of a dense master W[rows][k]: FF copy (groups along k) and BP copy (groups along rows).
+
+    The FF and BP top-N units run in parallel at PRUNE_GROUPS_PER_CYCLE groups each; W is read
+    once, both copies written on their own bundles.
+    """
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    d = spec.mem_data_bits // 8
+    ff_groups, bp_groups = rows * math.ceil(k / spec.m), k * math.ceil(rows / spec.m)
+    ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
+    bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
+    read = _beats(rows * k * d, spec)
+    units = math.ceil(max(ff_groups, bp_groups) / PRUNE_GROUPS_PER_CYCLE)
+    writes = max(_beats(x, spec) for x in (ff_val, ff_idx, bp_val, bp_idx))
+    cycles = max(units, read, writes)
+    return GemmCost(cycles=cycles, core_busy=units, bytes_in=rows * k * d,
+                    bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
+
+
+# ---- one training step -------------------------------------------------------------------------
+
+PASSES = ("FF", "BP", "WU")
+
+
+@dataclass
+class LayerCost:
+    name: str
+    passes: dict[str, GemmCost] = field(default_factory=dict)   # FF / BP / WU (absent if skipped)
+    prune: GemmCost = field(default_factory=GemmCost)
+    modes: dict[str, str] = field(default_factory=dict)
+    macs: int = 0                                                # dense-equivalent MACs of the step
+
+    @property
+    def cycles(self) -> int:
+        return sum(p.cycles for p in self.passes.values()) + self.prune.cycles
+
+
+@dataclass
+class StepCost:
+    """A whole training step of one network on one architecture."""
+
+    spec: ArchSpec
+    network: str
+    bdwp: bool
+    batch: int
+    layers: list[LayerCost]
+
+    @property
+    def cycles(self) -> int:
+        return sum(layer.cycles for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def mults(self) -> int:
+        return sum(g.mults for layer in self.layers for g in layer.passes.values())
+
+    def breakdown(self) -> dict[str, int]:
+        """Where the cycles go: core time per pass, PRUNE, and memory stalls (all passes)."""
+        out = {p: 0 for p in PASSES}
+        out["PRUNE"], out["transfer"] = 0, 0
+        for layer in self.layers:
+            for p, g in layer.passes.items():
+                out[p] += g.core_busy
+                out["transfer"] += g.stall
+            out["PRUNE"] += layer.prune.cycles
+        return out
+
+    def utilization(self, cycles: int | None = None, mults: int | None = None) -> float:
+        """Issued useful multiplies / (cycles x multipliers)."""
+        c = self.cycles if cycles is None else cycles
+        return (self.mults if mults is None else mults) / (c * self.spec.macs_per_cycle) if c else 0.0
+
+    def seconds(self) -> float:
+        return self.cycles / (self.spec.clock_mhz * 1e6)
+
+    def effective_gops(self) -> float:
+        """Dense-equivalent throughput: 2 x dense MACs of the step / step time (GOP/s)."""
+        return 2 * self.macs / self.seconds() / 1e9
+
+
+def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
+              schedule: Schedule = BEST_SCHEDULE, ragged: str = "dense",
+              dense_classifier: bool = True) -> StepCost:
+    """Cycles of one training step: every layer's FF, BP, WU (+ PRUNE of each weight layer for BDWP)."""
+    if bdwp and not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: BDWP needs a sparse architecture")
+    gemms = lower_network(network_name, batch=batch, m=spec.m, bdwp=bdwp, ragged=ragged,
+                          dense_classifier=dense_classifier)
+    by_layer: dict[str, list[Gemm]] = {}
+    for g in gemms:
+        by_layer.setdefault(g.layer, []).append(g)
+    layers = []
+    for layer in network(network_name):
+        lc = LayerCost(layer.name)
+        for g in by_layer[layer.name]:
+            mode = "SPARSE" if g.sparse else "DENSE"
+            one = gemm_cost(spec, mode, g.rows, g.k, g.cols, schedule)
+            cost = GemmCost()
+            cost.add(one, g.count)
+            lc.passes[g.pass_] = cost
+            lc.modes[g.pass_] = mode
+            lc.macs += g.macs
+        if bdwp and layer.weights and any(lc.modes[p] == "SPARSE" for p in lc.modes):
+            pc = prune_cost(spec, layer.cout, layer.reduction)
+            lc.prune.add(pc, layer.count)
+        layers.append(lc)
+    return StepCost(spec, network_name, bdwp, batch, layers)
