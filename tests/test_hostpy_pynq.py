@@ -20,7 +20,7 @@ from hostpy.backends.pynq_backend import SatKernelDriver, find_kernel_ip, kernel
 from hostpy.device import KernelCall  # noqa: E402
 from hostpy.errors import ArchError, BackendUnavailableError, DeviceTimeoutError  # noqa: E402
 
-from _hostpy_util import arch_dir, csim_available  # noqa: E402
+from test_hostpy_helpers import arch_dir, csim_available  # noqa: E402
 
 BASE = 0xA000_0000          # where the mock maps the kernel's s_axilite registers
 MEM_BASE = 0x4000_0000      # first "physical" address the mock allocator hands out
