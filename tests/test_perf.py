@@ -1,0 +1,229 @@
+"""The cycle model (gen/perf.py), workload lowering (gen/workloads.py), bench output and sweep.
+
+Expected values are computed by hand from the spec's fields and the core formula
+(perf.core_cycles, which is sim.cycles.core_cycles once the RTL exists), never copied from a run.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from gen import perf, workloads
+from gen.perf import BASELINE_SCHEDULE, BEST_SCHEDULE, PerfError, Schedule, gemm_cost, prune_cost, step_cost
+from gen.render import generate
+from gen.spec import PRESETS, make_spec, preset
+from gen.sweep import evaluate, pareto_front, resources, sweep_points
+
+S28 = preset("sat_2x8")
+
+
+# ---- workloads ---------------------------------------------------------------------------------
+
+def test_ff_macs_per_sample_match_paper():
+    # PAPER.md: CIFAR ResNet-18 0.555 GMAC/sample FF, VGG-16 0.313 GMAC/sample.
+    assert workloads.ff_macs_per_sample("resnet18_cifar") / 1e9 == pytest.approx(0.555, rel=2e-3)
+    assert workloads.ff_macs_per_sample("vgg16_cifar") / 1e9 == pytest.approx(0.313, rel=2e-3)
+
+
+def test_conv_lowering_shapes():
+    layer = workloads.Layer("c", "conv", cin=64, cout=128, kernel=3, hout=16)
+    ff, bp, wu = workloads.lower_layer(layer, batch=4, m=8, bdwp=True)
+    assert (ff.pass_, ff.rows, ff.k, ff.cols, ff.sparse) == ("FF", 128, 64 * 9, 4 * 256, True)
+    assert (bp.pass_, bp.rows, bp.k, bp.cols, bp.sparse) == ("BP", 64 * 9, 128, 4 * 256, True)
+    assert (wu.pass_, wu.rows, wu.k, wu.cols, wu.sparse) == ("WU", 128, 4 * 256, 64 * 9, False)
+    assert ff.macs == bp.macs == wu.macs == 128 * 576 * 1024
+    dense = workloads.lower_layer(layer, batch=4, m=8, bdwp=False)
+    assert not any(g.sparse for g in dense)
+
+
+def test_stem_and_classifier_policies():
+    gem = workloads.lower_network("resnet18_cifar", batch=2, m=8, bdwp=True)
+    stem = [g for g in gem if g.layer == "conv1"]
+    assert [g.pass_ for g in stem] == ["FF", "WU"]                  # input layer: no BP
+    assert not stem[0].sparse                                      # Cin=3 not a multiple of 8: dense
+    fc = [g for g in gem if g.layer == "fc"]
+    assert [g.sparse for g in fc] == [False, False, False]         # classifier stays dense
+    padded = workloads.lower_network("resnet18_cifar", batch=2, m=8, bdwp=True, ragged="pad",
+                                     dense_classifier=False)
+    assert [g.sparse for g in padded if g.layer == "conv1"] == [True, False]
+    assert [g.sparse for g in padded if g.layer == "fc"] == [True, True, False]
+    # 2:4 groups divide Cout=10 no better: BP of the classifier stays dense under the default policy
+    fc4 = [g for g in workloads.lower_network("resnet18_cifar", batch=2, m=4, bdwp=True, dense_classifier=False)
+           if g.layer == "fc"]
+    assert [g.sparse for g in fc4] == [True, False, False]
+
+
+def test_deit_attention_dense_and_all_bps_present():
+    gem = workloads.lower_network("deit_s", batch=1, m=8, bdwp=True)
+    assert {g.layer for g in gem if g.pass_ == "BP"} == {layer.name for layer in workloads.network("deit_s")}
+    assert not any(g.sparse for g in gem if g.layer.startswith("attn"))
+    qk = [g for g in gem if g.layer == "attn.qk"]
+    t, d, h = (workloads.DEIT_S[k] for k in ("tokens", "dim", "heads"))
+    assert (qk[0].rows, qk[0].k, qk[0].cols, qk[0].count) == (t, d // h, t, h * workloads.DEIT_S["blocks"])
+
+
+def test_bad_workload_input():
+    with pytest.raises(workloads.WorkloadError, match="unknown network"):
+        workloads.network("alexnet")
+    with pytest.raises(workloads.WorkloadError, match="ragged"):
+        workloads.lower_network("vgg16_cifar", batch=1, m=8, bdwp=True, ragged="crop")
+    with pytest.raises(workloads.WorkloadError, match="batch"):
+        workloads.lower_network("vgg16_cifar", batch=0, m=8, bdwp=True)
+    with pytest.raises(workloads.WorkloadError, match="cin"):
+        workloads.Layer("x", "conv", cin=0, cout=1)
+
+
+# ---- the model, by hand ------------------------------------------------------------------------
+
+def _beats(nbytes: int, spec) -> int:
+    return math.ceil(nbytes * 8 / spec.axi_bits)
+
+
+def test_traffic_by_loop_order_sparse():
+    spec = S28
+    rows, k, cols = 2 * spec.rows, 8 * spec.m, 2 * spec.cols      # 2 x 2 tiles, k fits one chunk
+    slots = rows * (k // spec.m) * spec.n
+    a_bytes = slots + math.ceil(slots * spec.idx_bits / 8)          # int8 values + packed indices
+    b_bytes = k * cols
+    a_st = gemm_cost(spec, "SPARSE", rows, k, cols, Schedule(loop_order="a_stationary"))
+    b_st = gemm_cost(spec, "SPARSE", rows, k, cols, Schedule(loop_order="b_stationary"))
+    assert a_st.bytes_in == a_bytes + 2 * b_bytes                  # B re-fetched per row tile
+    assert b_st.bytes_in == 2 * a_bytes + b_bytes                  # A re-fetched per column tile
+    assert a_st.bytes_out == b_st.bytes_out == rows * cols * spec.mem_acc_bits // 8
+    assert a_st.mults == rows * cols * (k // spec.m) * spec.n
+
+
+def test_reduction_longer_than_chunk_refetches_both():
+    spec = S28
+    k = spec.k_chunk_sparse + spec.m                               # one chunk too many
+    rows, cols = 2 * spec.rows, 3 * spec.cols
+    c = gemm_cost(spec, "SPARSE", rows, k, cols)
+    slots = rows * math.ceil(k / spec.m) * spec.n
+    a_bytes = slots + math.ceil(slots * spec.idx_bits / 8)
+    assert c.bytes_in == 3 * a_bytes + 2 * k * cols
+
+
+def test_overlapped_compute_bound_gemm_is_core_plus_first_load_and_last_store():
+    spec = S28
+    rows, k, cols = 3 * spec.rows, 32 * spec.m, 2 * spec.cols      # compute >> per-tile transfers
+    tiles = 3 * 2
+    c = gemm_cost(spec, "SPARSE", rows, k, cols, Schedule(loop_order="b_stationary"))
+    first_b = _beats(k * spec.cols, spec)                          # stationary block: B of column tile 0
+    slots = spec.rows * (k // spec.m) * spec.n
+    first_a = max(_beats(slots, spec), _beats(math.ceil(slots * spec.idx_bits / 8), spec))
+    last_c = _beats(spec.rows * spec.cols * spec.mem_acc_bits // 8, spec)
+    assert c.core_busy == perf.core_cycles(spec, "SPARSE", k, tiles)
+    assert c.cycles == perf.core_cycles(spec, "SPARSE", k, tiles) + first_b + first_a + last_c
+
+
+def test_sequential_schedule_adds_everything_per_tile():
+    spec = S28
+    rows, k, cols = spec.rows, 4 * spec.n, 2 * spec.cols           # 1 x 2 tiles, dense
+    c = gemm_cost(spec, "DENSE", rows, k, cols, BASELINE_SCHEDULE)  # A stationary, no overlap
+    a = _beats(rows * k, spec)
+    b = _beats(k * spec.cols, spec)
+    st = _beats(spec.rows * spec.cols * spec.mem_acc_bits // 8, spec)
+    one_tile = perf.core_cycles(spec, "DENSE", k, 1)
+    assert c.cycles == a + 2 * (b + one_tile + st)
+
+
+def test_transfer_bound_when_activation_stream_exceeds_axi():
+    # 1:16 on 8 columns needs C*M = 128 B of activations per cycle; a 512-bit port brings 64 B.
+    spec = preset("sat_1x16")
+    rows, k, cols = 4 * spec.rows, 16 * spec.m, 64 * spec.cols
+    c = gemm_cost(spec, "SPARSE", rows, k, cols, Schedule(loop_order="a_stationary"))
+    per_tile_b = _beats(k * spec.cols, spec)
+    assert per_tile_b > k // spec.m
+    assert c.stall > 0 and c.cycles >= 4 * 64 * per_tile_b
+    # Offline scheduling keeps B on chip instead and hides the transfers.
+    assert gemm_cost(spec, "SPARSE", rows, k, cols).cycles < c.cycles
+
+
+def test_launch_split_over_max_k():
+    spec = S28
+    k = spec.max_k + spec.n
+    c = gemm_cost(spec, "DENSE", spec.rows, k, spec.cols)
+    assert c.launches == 2
+    assert c.mults == spec.rows * spec.cols * k
+
+
+def test_prune_cost_by_hand():
+    spec = S28
+    rows, k = 64, 576
+    p = prune_cost(spec, rows, k)
+    groups = max(rows * math.ceil(k / spec.m), k * math.ceil(rows / spec.m))
+    assert p.cycles == max(groups // perf.PRUNE_GROUPS_PER_CYCLE, _beats(rows * k, spec))
+    with pytest.raises(PerfError, match="dense baseline"):
+        prune_cost(PRESETS["dense"], rows, k)
+
+
+def test_bad_model_input():
+    with pytest.raises(PerfError, match="positive"):
+        gemm_cost(S28, "SPARSE", 0, 8, 8)
+    with pytest.raises(PerfError, match="SPARSE or DENSE"):
+        perf.core_cycles(S28, "PRUNE", 8, 1)
+    with pytest.raises(PerfError, match="dense baseline"):
+        gemm_cost(PRESETS["dense"], "SPARSE", 8, 8, 8)
+    with pytest.raises(PerfError, match="loop_order"):
+        Schedule(loop_order="zigzag")
+    with pytest.raises(PerfError, match="BDWP needs"):
+        step_cost(PRESETS["dense"], "vgg16_cifar", bdwp=True)
+
+
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x4", "sat_1x16"])
+def test_step_speedup_never_beats_the_workload_bound(name):
+    spec = preset(name)
+    for net in workloads.network_names():
+        dense = step_cost(spec, net, bdwp=False, batch=4)
+        bdwp = step_cost(spec, net, bdwp=True, batch=4)
+        assert 1.0 < dense.cycles / bdwp.cycles <= spec.ideal_step_speedup
+        assert bdwp.macs == dense.macs
+        bd = bdwp.breakdown()
+        assert sum(bd.values()) == bdwp.cycles
+        # the sequential baseline can only be slower
+        assert step_cost(spec, net, bdwp=True, batch=4, schedule=BASELINE_SCHEDULE).cycles >= bdwp.cycles
+
+
+# ---- bench output and sweep --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory):
+    from gen.bench import run_bench
+    out = tmp_path_factory.mktemp("bench") / "sat_2x8"
+    generate(S28, out)
+    report = run_bench(out, batch=2, rtl=False, plots=True, log=lambda *_: None)
+    return out, report
+
+
+def test_bench_json_schema(bench_out):
+    out, report = bench_out
+    data = json.loads((out / "reports" / "bench.json").read_text())
+    assert set(data["networks"]) == {"resnet18_cifar", "vgg16_cifar", "deit_s"}
+    for name, rep in data["networks"].items():
+        for key in ("speedup", "ideal", "utilization"):
+            assert isinstance(rep[key], float), (name, key)
+        assert rep["ideal"] == S28.ideal_step_speedup
+        assert rep["speedup"] == pytest.approx(rep["dense"]["cycles"] / rep["bdwp"]["cycles"])
+        assert len(rep["layers"]) == len(workloads.network(name))
+    assert isinstance(data["model_vs_rtl"], list)
+    for row in data["model_vs_rtl"]:
+        assert set(row) >= {"gemm", "model_cycles", "rtl_cycles", "error"}
+    for png in data["plots"]:
+        assert (out / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_points_and_pareto():
+    pts = sweep_points(S28, arrays=((4, 4), (8, 8)), ratios=((2, 8),), depths=(256,))
+    res = [evaluate((p, "vgg16_cifar", 1)) for p in pts]
+    assert [r["dsp"] for r in res] == [math.ceil(r * c * 2 * S28.dsp_per_multiplier) for r, c in ((4, 4), (8, 8))]
+    assert res[1]["bdwp_cycles"] < res[0]["bdwp_cycles"]
+    front = pareto_front(res)
+    assert {p["name"] for p in front} == {r["name"] for r in res}  # faster costs more DSPs: both stay
+    dominated = dict(res[0], name="worse", bdwp_cycles=res[0]["bdwp_cycles"] + 1)
+    assert "worse" not in {p["name"] for p in pareto_front(res + [dominated])}
+    bad = evaluate((dict(pts[0], n=9), "vgg16_cifar", 1))
+    assert "error" in bad and "n" in bad["error"]
+    r = resources(make_spec(name="x", rows=2, cols=2, wbuf_depth=64, abuf_depth=64))
+    assert r["multipliers"] == 2 * 2 * 2
