@@ -1,0 +1,42 @@
+"""The exact cycle count of the generated RTL core (sat_core), as a function of the spec.
+
+Counted from the cycle of the first input beat to the cycle of the last result beat, both
+included, with streams that never stall the core (docs/RTL.md derives it). Per tile the core takes
+B = ceil(K / step) beats (step = M sparse, N dense). A tile's last beat may enter only when the
+shadow bank is free: the previous tile's bank load (1 cycle) plus its R-row drain must be over,
+so consecutive tiles are max(B, R + 2) cycles apart. The last tile then needs 1 cycle to reach
+the accumulators and R cycles to drain:
+
+    cycles = B + (tiles - 1) * max(B, R + 2) + R + 1
+
+The cocotb core testbench measures this (sim/tb_core.py, reports/cycles.json) and
+tests/test_rtl.py checks measured == formula; gen/perf.py builds on this function.
+"""
+from __future__ import annotations
+
+from gen.spec import ArchSpec
+
+__all__ = ["beats_per_tile", "core_cycles"]
+
+
+def beats_per_tile(spec: ArchSpec, mode: str, k: int) -> int:
+    """Input beats per output tile: ceil(K/M) in SPARSE mode, ceil(K/N) in DENSE mode."""
+    if mode not in ("SPARSE", "DENSE"):
+        raise ValueError(f"mode must be 'SPARSE' or 'DENSE', got {mode!r}")
+    if mode == "SPARSE" and not spec.sparse:
+        raise ValueError(f"{spec.name} is the dense baseline: it has no SPARSE mode")
+    if not 1 <= k <= spec.max_k:
+        raise ValueError(f"k must be in [1, {spec.max_k}], got {k}")
+    step = spec.m if mode == "SPARSE" else spec.n
+    return -(-k // step)
+
+
+def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
+    """Cycles from the first input beat to the last result beat of a job of ``tiles`` output tiles."""
+    if tiles < 1:
+        raise ValueError(f"tiles must be >= 1, got {tiles}")
+    b = beats_per_tile(spec, mode, k)
+    r = spec.rows
+    # Last beat at cycle t: products at t, shadow bank loads at the end of t+1, rows leave at
+    # t+2 .. t+R+1; the bank is busy during t+1 .. t+R+1, so the next last beat waits for t+R+2.
+    return b + (tiles - 1) * max(b, r + 2) + r + 1

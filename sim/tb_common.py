@@ -1,0 +1,66 @@
+"""Shared pieces of the cocotb testbenches: the spec under test, seeded randomness, clock/reset,
+random idle/backpressure generators, and signal packing helpers."""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from gen.spec import ArchSpec, load_spec
+
+CLOCK_NS = 4
+
+
+def spec_under_test() -> ArchSpec:
+    """The spec of the generated output directory the runner points SATGEN_OUT at."""
+    out = os.environ.get("SATGEN_OUT")
+    if not out:
+        raise RuntimeError("SATGEN_OUT is not set: run the testbenches through sim.runner / make sim")
+    return load_spec(Path(out) / "spec.json")
+
+
+def rng_for(test_name: str) -> np.random.Generator:
+    """A NumPy generator seeded from cocotb's seed and the test name (reproducible per test)."""
+    return np.random.default_rng([int(cocotb.RANDOM_SEED) & 0xFFFFFFFF, sum(map(ord, test_name))])
+
+
+def random_pauses(rng: np.random.Generator, probability: float):
+    """Endless pause pattern (True = pause this cycle) with the given probability per cycle."""
+    if probability <= 0.0:
+        return itertools.repeat(False)
+    return (bool(x) for x in iter(lambda: rng.random() < probability, None))
+
+
+def start_clock(dut) -> None:
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+
+
+async def pulse_reset(dut, cycles: int = 3) -> None:
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def pack(values, bits: int) -> int:
+    """Little-endian pack of signed/unsigned ``values`` into one integer, ``bits`` per field."""
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+def unpack_signed(word: int, bits: int, count: int) -> list[int]:
+    half, mask = 1 << (bits - 1), (1 << bits) - 1
+    return [(((word >> (i * bits)) & mask) ^ half) - half for i in range(count)]
