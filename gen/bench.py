@@ -19,12 +19,12 @@ from pathlib import Path
 
 import click
 
-from .perf import (BASELINE_SCHEDULE, BEST_SCHEDULE, PASSES, Schedule, StepCost, core_cycles, core_source,
+from .perf import (BASELINE_SCHEDULE, BEST_SCHEDULE, HLS_KERNEL_SCHEDULE, PASSES, Schedule, StepCost, core_source, gemm_cost,
                    step_cost)
 from .spec import PRESETS, ArchSpec, SpecError, load_spec
 from .workloads import NETWORK_SUMMARIES, network_names
 
-__all__ = ["run_bench", "network_report", "resource_report", "validate_against_rtl", "VALIDATION_SHAPES",
+__all__ = ["run_bench", "network_report", "resource_report", "validate_against_rtl", "validation_shapes",
            "PAPER_SPEEDUP_2X8", "SCHEDULE_LADDER", "MAX_MODEL_ERROR"]
 
 # The SAT paper's reported average training speedup at 2:8 (PAPER.md): a reference, not a spec value.
@@ -32,9 +32,11 @@ PAPER_SPEEDUP_2X8 = 1.75
 
 # The dataflow ideas, switched on one after another (what each one buys, on the same hardware).
 SCHEDULE_LADDER = [
-    ("fixed order, no overlap", BASELINE_SCHEDULE),
-    ("+ offline scheduling (loop order per GEMM)", Schedule(loop_order="auto", overlap=False)),
-    ("+ double buffering / shadow accumulators", BEST_SCHEDULE),
+    ("generated HLS kernel (fetch loop trip counts)", HLS_KERNEL_SCHEDULE),
+    ("AXI-width fetch, fixed order, no overlap", BASELINE_SCHEDULE),
+    ("+ offline scheduling (loop order per GEMM)", Schedule(loop_order="auto", overlap=False, prune_parallel=False)),
+    ("+ double buffering / shadow accumulators", Schedule(loop_order="auto", overlap=True, prune_parallel=False)),
+    ("+ FF and BP PRUNE passes in parallel", BEST_SCHEDULE),
 ]
 
 
@@ -54,38 +56,55 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 MAX_MODEL_ERROR = 0.03
 
 
-def validation_shapes(spec: ArchSpec) -> list[tuple[str, int, int, int]]:
-    """(mode, rows, k, cols) GEMMs for the RTL comparison: several tiles, edge tiles, k not a
-    multiple of M, short and long reductions; all derived from the array shape."""
+def validation_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
+    """(rows, k, cols) GEMMs for the RTL comparison, derived from the array shape: several tiles,
+    edge tiles, k not a multiple of M, a reduction shorter than the drain (a tile then waits for it)
+    and a longer one. Each is measured in SPARSE and DENSE mode."""
     r, c, m = spec.rows, spec.cols, spec.m
-    shapes = [(2 * r, 4 * m, 2 * c), (r + 1, 3 * m + 1, 3 * c - 1), (3 * r, 16 * m, c)]
-    modes = ["SPARSE", "DENSE"] if spec.sparse else ["DENSE"]
-    return [(mode, rows, k, cols) for mode in modes for rows, k, cols in shapes]
+    return [(2 * r, 4 * m, 2 * c), (r + 1, 3 * m + 1, 3 * c - 1), (3 * r, 16 * m + 5, c)]
 
 
-VALIDATION_SHAPES = validation_shapes
 
 
-def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[str, int, int, int]] | None = None,
+def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int, int]] | None = None,
                          log=print) -> dict:
-    """Run the cocotb core testbench on ``shapes`` and compare its measured cycles with the model.
+    """Run the cocotb core testbench (sim/tb_core.py: test_cycle_measurement, no stalls) on each
+    GEMM of ``shapes`` and compare its measured cycles, SPARSE and DENSE, with the model's core cycles
+    (gen.perf.gemm_cost(...).core_busy: the per-tile / fill-drain split the network numbers use).
 
     Returns {"status": str, "rows": [{"gemm", "mode", "model_cycles", "rtl_cycles", "error"}]}.
+    Needs Verilator on PATH (make bench puts it there); the Verilator build is cached per RTL.
     """
+    import shutil
+    import tempfile
+
     shapes = shapes or validation_shapes(spec)
     try:
-        from sim.measure import measure_core_cycles  # the RTL engineer's testbench runner
+        from sim.runner import SimError, run_tests
     except ImportError as e:
-        return {"status": f"RTL core testbench not available ({e}); nothing measured", "rows": []}
-    measured = measure_core_cycles(spec, out, shapes)
+        return {"status": f"RTL testbench runner not available ({e}); nothing measured", "rows": []}
+    if shutil.which("verilator") is None:
+        return {"status": "verilator not on PATH (run through make bench); nothing measured", "rows": []}
     rows = []
-    for (mode, m_, k, n), rtl_cycles in zip(shapes, measured):
-        tiles = math.ceil(m_ / spec.rows) * math.ceil(n / spec.cols)
-        model = core_cycles(spec, mode, k, tiles)
-        rows.append({"gemm": [m_, k, n], "mode": mode, "model_cycles": model, "rtl_cycles": int(rtl_cycles),
-                     "error": abs(model - rtl_cycles) / rtl_cycles})
+    with tempfile.TemporaryDirectory(prefix="satgen-bench-") as tmp:
+        for m_, k, n in shapes:
+            result = Path(tmp) / f"cycles_{m_}_{k}_{n}.json"
+            t0 = time.time()
+            try:
+                run_tests(out, "sat_core", "sim.tb_core", testcase="test_cycle_measurement",
+                          extra_env={"SATGEN_CYCLES_GEMM": f"{m_},{k},{n}", "SATGEN_CYCLES_OUT": str(result)})
+            except SimError as e:
+                return {"status": f"RTL measurement of {m_}x{k}x{n} failed: {str(e).splitlines()[0]}", "rows": rows}
+            measured = json.loads(result.read_text())
+            modes = [("SPARSE", "sparse_cycles"), ("DENSE", "dense_cycles")] if spec.sparse else [("DENSE", "dense_cycles")]
+            for mode, key in modes:
+                model = gemm_cost(spec, mode, m_, k, n).core_busy
+                rtl_cycles = int(measured[key])
+                rows.append({"gemm": [m_, k, n], "mode": mode, "model_cycles": model, "rtl_cycles": rtl_cycles,
+                             "error": abs(model - rtl_cycles) / rtl_cycles})
+            log(f"  measured {m_}x{k}x{n} on the RTL core in {time.time() - t0:.1f} s")
     worst = max(r["error"] for r in rows)
-    status = (f"{len(rows)} shapes, worst error {100 * worst:.2f} % "
+    status = (f"{len(rows)} measurements, worst error {100 * worst:.2f} % "
               f"({'within' if worst <= MAX_MODEL_ERROR else 'ABOVE'} the {100 * MAX_MODEL_ERROR:.0f} % bound)")
     return {"status": status, "rows": rows}
 
@@ -128,23 +147,25 @@ def network_report(spec: ArchSpec, name: str, batch: int, schedule: Schedule = B
 
 
 def bound_analysis(spec: ArchSpec, name: str, batch: int) -> dict:
-    """What keeps the speedup from the ideal: the step with each loss removed in turn."""
+    """What keeps the speedup from the ideal: the gap between the BDWP step and dense/ideal, split
+    exactly into its causes (the parts add up to the gap)."""
     dense = step_cost(spec, name, bdwp=False, batch=batch)
     bdwp = step_cost(spec, name, bdwp=True, batch=batch)
     bd_b, bd_d = bdwp.breakdown(), dense.breakdown()
-    # Ideal: every sparse GEMM at exactly M/N fewer cycles than its dense run, nothing else.
+    ideal = spec.ideal_step_speedup
+    beats_b, beats_d = sum(bd_b[p] for p in PASSES), sum(bd_d[p] for p in PASSES)
     loss = {
+        "dense GEMMs in the BDWP step (stem FF, classifier, attention) + ceil(K/M) padding":
+            beats_b - beats_d / ideal,
+        "core fill/drain (a tile takes max(beats, drain) cycles)": bd_b["fill_drain"] - bd_d["fill_drain"] / ideal,
+        "transfer stalls": bd_b["transfer"] - bd_d["transfer"] / ideal,
         "PRUNE (pre-generation, once per step)": bd_b["PRUNE"],
-        "transfer stalls (BDWP step)": bd_b["transfer"],
     }
-    dense_passes = sum(bd_d[p] for p in PASSES)
-    ragged = step_cost(spec, name, bdwp=True, batch=batch, ragged="pad", dense_classifier=False)
-    loss["dense fallback (stem / classifier / ragged axes)"] = bdwp.cycles - ragged.cycles
-    out = {"speedup": dense.cycles / bdwp.cycles, "ideal": spec.ideal_step_speedup,
-           "cycles_lost": loss,
-           "speedup_without": {k: dense.cycles / (bdwp.cycles - v) for k, v in loss.items()},
-           "dense_transfer_stalls": bd_d["transfer"], "dense_core": dense_passes}
-    return out
+    gap = bdwp.cycles - dense.cycles / ideal
+    assert abs(sum(loss.values()) - gap) < 1e-6 * max(1.0, gap) + 1e-3, (loss, gap)
+    return {"speedup": dense.cycles / bdwp.cycles, "ideal": ideal, "gap_cycles": gap,
+            "cycles_lost": loss,
+            "speedup_without": {k: dense.cycles / (bdwp.cycles - v) for k, v in loss.items()}}
 
 
 # ---- resources --------------------------------------------------------------------------------
@@ -236,7 +257,7 @@ def write_plots(report: dict, reports_dir: Path) -> list[str]:
 
     # 3. Time breakdown: dense vs BDWP step per network, stacked by FF/BP/WU/PRUNE/transfer.
     fig, ax = plt.subplots(figsize=(8, 4))
-    parts = list(PASSES) + ["PRUNE", "transfer"]
+    parts = list(PASSES) + ["fill_drain", "PRUNE", "transfer"]
     labels, bottoms = [], []
     bars = []
     for net, rep in nets.items():
@@ -289,7 +310,7 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
         report["model_vs_rtl_status"] = val["status"]
         if val["rows"]:
             log(_table(["gemm [m,k,n]", "mode", "model", "rtl", "error"],
-                       [[str(r["gemm"]), r["mode"], str(r["model_cycles"]), str(r["rtl_cycles"]),
+                       [["x".join(map(str, r["gemm"])), r["mode"], str(r["model_cycles"]), str(r["rtl_cycles"]),
                          f"{100 * r['error']:.2f} %"] for r in val["rows"]]))
         log(f"status: {val['status']}")
     else:
@@ -310,8 +331,9 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
                  f"{r['dense']['effective_gops']:.1f}", f"{r['bdwp']['effective_gops']:.1f}"]
                 for n, r in nets.items()]))
     log("\nwhere the BDWP step's cycles go:")
-    log(_table(["network"] + list(PASSES) + ["PRUNE", "transfer"],
-               [[n] + [_pct(r["bdwp"]["breakdown"][p] / r["bdwp"]["cycles"]) for p in list(PASSES) + ["PRUNE", "transfer"]]
+    parts = list(PASSES) + ["fill_drain", "PRUNE", "transfer"]
+    log(_table(["network"] + parts,
+               [[n] + [_pct(r["bdwp"]["breakdown"][p] / r["bdwp"]["cycles"]) for p in parts]
                 for n, r in nets.items()]))
     rn = nets["resnet18_cifar"]
     log("\nResNet-18 per layer (BDWP):")
@@ -324,19 +346,25 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
     if spec.sparse:
         report["bounds"] = {n: bound_analysis(spec, n, batch) for n in network_names()}
         b = report["bounds"]["resnet18_cifar"]
-        log("\nResNet-18: speedup if one loss were removed:")
+        log(f"\nResNet-18: {b['speedup']:.3f}x of {b['ideal']:.3f}x; the gap of {b['gap_cycles']:.0f} cycles "
+            f"split into its causes, and the speedup if that one were gone:")
         log(_table(["loss", "cycles", "speedup without it"],
-                   [[k, str(v), f"{b['speedup_without'][k]:.3f}x"] for k, v in b["cycles_lost"].items()]))
+                   [[k, f"{v:.0f}", f"{b['speedup_without'][k]:.3f}x"] for k, v in b["cycles_lost"].items()]))
         ladder = []
         for label, sch in SCHEDULE_LADDER:
-            row = {"schedule": label, "loop_order": sch.loop_order, "overlap": sch.overlap}
+            row = {"schedule": label, "loop_order": sch.loop_order, "overlap": sch.overlap, "fetch": sch.fetch,
+                   "prune_parallel": sch.prune_parallel}
             for n in network_names():
-                row[n] = network_report(spec, n, batch, sch)["speedup"]
+                rep = network_report(spec, n, batch, sch)
+                row[n] = rep["speedup"]
+                row[n + "_bdwp_ms"] = 1e3 * rep["bdwp"]["seconds"]
             ladder.append(row)
         report["schedule_ladder"] = ladder
-        log("\ndataflow ideas switched on in turn (modelled; see docs/PERF.md for what the HLS/RTL implement):")
-        log(_table(["schedule"] + network_names(), [[r["schedule"]] + [f"{r[n]:.3f}x" for n in network_names()]
-                                                    for r in ladder]))
+        log("\ndataflow ideas switched on in turn: BDWP speedup over dense, and ResNet-18 BDWP step time")
+        log("(modelled; docs/PERF.md says which of them the generated HLS kernel / RTL core implement):")
+        log(_table(["schedule"] + network_names() + ["ResNet-18 ms/step"],
+                   [[r["schedule"]] + [f"{r[n]:.3f}x" for n in network_names()] + [f"{r['resnet18_cifar_bdwp_ms']:.1f}"]
+                    for r in ladder]))
 
     # 4. The other sparse presets (same bench, for the speedup-vs-N:M plot).
     presets = []

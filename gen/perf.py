@@ -32,12 +32,13 @@ from .workloads import Gemm, lower_network, network
 
 __all__ = ["Schedule", "GemmCost", "StepCost", "core_cycles", "core_source", "gemm_cost", "prune_cost",
            "step_cost", "LOOP_ORDERS", "PerfError", "BEST_SCHEDULE", "BASELINE_SCHEDULE",
-           "PRUNE_GROUPS_PER_CYCLE"]
+           "PRUNE_GROUPS_PER_CYCLE", "HLS_KERNEL_SCHEDULE", "FETCHES"]
 
 LOOP_ORDERS = ("auto", "a_stationary", "b_stationary")
+FETCHES = ("axi", "hls_loops")
 
-# The PRUNE unit's throughput: one M-group per cycle and per direction (FF copy and BP copy in
-# parallel), as the pipelined top-N-of-M unit of the RTL core (docs/RTL.md) is built.
+# The PRUNE unit's throughput: one M-group per cycle (the pipelined top-N-of-M unit of the RTL,
+# and the PIPELINE II=1 group loop of the HLS kernel's prune_pass).
 PRUNE_GROUPS_PER_CYCLE = 1
 
 
@@ -54,18 +55,31 @@ class Schedule:
     overlap: loads of the next block and stores of the previous tile run while the current tile
       computes (double-buffered operand buffers, shadow accumulators). False: load, compute,
       store one after another per tile.
+    fetch: "axi" moves operands at spec.axi_bits per cycle and bundle (a DMA in front of the RTL
+      core); "hls_loops" counts the trip counts of the generated HLS kernel's fetch process
+      (hls/sat_kernel.cpp: per output tile and k chunk, load_w reads one weight word per PE row
+      per cycle, row after row, then load_a one B row of C values per cycle, then emit streams
+      the steps to the PE array; nothing is kept across tiles and loads do not overlap compute).
+      loop_order and overlap do not apply to it.
+    prune_parallel: the FF and BP PRUNE passes run side by side (two top-N units) instead of one
+      after the other (the generated HLS kernel runs them one after the other).
     """
 
     loop_order: str = "auto"
     overlap: bool = True
+    fetch: str = "axi"
+    prune_parallel: bool = True
 
     def __post_init__(self) -> None:
         if self.loop_order not in LOOP_ORDERS:
             raise PerfError(f"loop_order must be one of {LOOP_ORDERS}, got {self.loop_order!r}")
+        if self.fetch not in FETCHES:
+            raise PerfError(f"fetch must be one of {FETCHES}, got {self.fetch!r}")
 
 
 BEST_SCHEDULE = Schedule()
-BASELINE_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False)
+BASELINE_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False, prune_parallel=False)
+HLS_KERNEL_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False, fetch="hls_loops", prune_parallel=False)
 
 
 # ---- the core: from the RTL formula ------------------------------------------------------------
@@ -127,6 +141,12 @@ class GemmCost:
     launches: int = 0
     loop_order: str = ""
     mults: int = 0             # multiplier operations actually issued with a useful operand
+    beats: int = 0             # operand beats the core consumes (tiles x ceil(k/step)): pure streaming
+
+    @property
+    def fill_drain(self) -> int:
+        """Core cycles beyond streaming beats: pipeline fill, drains not hidden behind the next tile."""
+        return self.core_busy - self.beats
 
     @property
     def stall(self) -> int:
@@ -140,6 +160,7 @@ class GemmCost:
         self.bytes_out += other.bytes_out * times
         self.launches += other.launches * times
         self.mults += other.mults * times
+        self.beats += other.beats * times
         if other.loop_order and other.loop_order not in self.loop_order.split("+"):
             self.loop_order = "+".join(x for x in (self.loop_order, other.loop_order) if x)
 
@@ -200,6 +221,7 @@ def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order:
     cost = GemmCost(launches=1, loop_order=order)
     tiles = sum(n for _, n, _ in row_cls) * sum(n for _, n, _ in col_cls)
     cost.core_busy = tiles * per_tile + fixed
+    cost.beats = tiles * math.ceil(k / _step(spec, mode))
     # Overlapped: one fill/drain per launch. Sequential: the core restarts for every tile.
     total = fixed if overlap else 0
     first_outer = True
@@ -246,6 +268,32 @@ def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order:
     return cost
 
 
+def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
+    """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops)."""
+    step = _step(spec, mode)
+    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // spec.n * spec.n
+    tiles = math.ceil(rows / spec.rows) * math.ceil(cols / spec.cols)
+    per_tile = 0
+    for k0 in range(0, k, chunk):
+        nsteps = math.ceil(min(chunk, k - k0) / step)
+        nwords = math.ceil(nsteps * step / spec.m)
+        # load_w (R rows x nsteps words) + load_a (nwords*M rows of B) + emit (nsteps, the PE
+        # array consumes them as they come)
+        per_tile += spec.rows * nsteps + nwords * spec.m + nsteps
+    beats = math.ceil(k / step)
+    cost = GemmCost(launches=1, loop_order="hls_loops")
+    cost.beats = tiles * beats
+    cost.core_busy = cost.beats + spec.rows            # + the drain of the last tile
+    cost.cycles = tiles * per_tile + spec.rows
+    d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
+    a_val, a_idx = _a_bytes(spec, mode, rows, k)
+    cost.bytes_in = (a_val + a_idx) * math.ceil(cols / spec.cols) + k * cols * d * math.ceil(rows / spec.rows)
+    cost.bytes_out = rows * cols * acc
+    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
+    cost.mults = rows * cols * kept
+    return cost
+
+
 def _splits(length: int, limit: int) -> list[tuple[int, int]]:
     """Split ``length`` into launches of at most ``limit``: (size, count) pairs."""
     full, rest = divmod(length, limit)
@@ -267,17 +315,22 @@ def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
     for r, rn in _splits(rows, spec.max_dim):
         for kk, kn in _splits(k, spec.max_k):
             for c, cn in _splits(cols, spec.max_dim):
-                best = min((_launch_cost(spec, mode, r, kk, c, o, schedule.overlap) for o in orders),
-                           key=lambda g: (g.cycles, g.bytes_in))
+                if schedule.fetch == "hls_loops":
+                    core_cycles(spec, mode, kk, 1)                       # same argument checks
+                    best = _hls_loops_cost(spec, mode, r, kk, c)
+                else:
+                    best = min((_launch_cost(spec, mode, r, kk, c, o, schedule.overlap) for o in orders),
+                               key=lambda g: (g.cycles, g.bytes_in))
                 total.add(best, rn * kn * cn)
     return total
 
 
-def prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
+def prune_cost(spec: ArchSpec, rows: int, k: int, parallel: bool = True) -> GemmCost:
     """PRUNE of a dense master W[rows][k]: FF copy (groups along k) and BP copy (groups along rows).
 
-    The FF and BP top-N units run in parallel at PRUNE_GROUPS_PER_CYCLE groups each; W is read
-    once, both copies written on their own bundles.
+    One group per cycle per pass (PRUNE_GROUPS_PER_CYCLE); the FF and BP passes run side by side
+    (``parallel``) or one after the other, as the generated HLS kernel does. The copies are
+    written on their own bundles.
     """
     if not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
@@ -285,11 +338,13 @@ def prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
     ff_groups, bp_groups = rows * math.ceil(k / spec.m), k * math.ceil(rows / spec.m)
     ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
     bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
-    read = _beats(rows * k * d, spec)
-    units = math.ceil(max(ff_groups, bp_groups) / PRUNE_GROUPS_PER_CYCLE)
+    passes = 1 if parallel else 2                      # W streamed once, or once per pass
+    read = passes * _beats(rows * k * d, spec)
+    per_pass = [math.ceil(g / PRUNE_GROUPS_PER_CYCLE) for g in (ff_groups, bp_groups)]
+    units = max(per_pass) if parallel else sum(per_pass)
     writes = max(_beats(x, spec) for x in (ff_val, ff_idx, bp_val, bp_idx))
     cycles = max(units, read, writes)
-    return GemmCost(cycles=cycles, core_busy=units, bytes_in=rows * k * d,
+    return GemmCost(cycles=cycles, core_busy=units, bytes_in=passes * rows * k * d,
                     bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
 
 
@@ -334,12 +389,13 @@ class StepCost:
         return sum(g.mults for layer in self.layers for g in layer.passes.values())
 
     def breakdown(self) -> dict[str, int]:
-        """Where the cycles go: core time per pass, PRUNE, and memory stalls (all passes)."""
+        """Where the cycles go: streaming beats per pass, the core's fill/drain, PRUNE, memory stalls."""
         out = {p: 0 for p in PASSES}
-        out["PRUNE"], out["transfer"] = 0, 0
+        out["fill_drain"], out["PRUNE"], out["transfer"] = 0, 0, 0
         for layer in self.layers:
             for p, g in layer.passes.items():
-                out[p] += g.core_busy
+                out[p] += g.beats
+                out["fill_drain"] += g.fill_drain
                 out["transfer"] += g.stall
             out["PRUNE"] += layer.prune.cycles
         return out
@@ -380,7 +436,7 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
             lc.modes[g.pass_] = mode
             lc.macs += g.macs
         if bdwp and layer.weights and any(lc.modes[p] == "SPARSE" for p in lc.modes):
-            pc = prune_cost(spec, layer.cout, layer.reduction)
+            pc = prune_cost(spec, layer.cout, layer.reduction, schedule.prune_parallel)
             lc.prune.add(pc, layer.count)
         layers.append(lc)
     return StepCost(spec, network_name, bdwp, batch, layers)

@@ -141,6 +141,21 @@ def test_transfer_bound_when_activation_stream_exceeds_axi():
     assert gemm_cost(spec, "SPARSE", rows, k, cols).cycles < c.cycles
 
 
+def test_hls_kernel_fetch_loops_by_hand():
+    # hls/sat_kernel.cpp fetch, per tile and chunk: R*nsteps (load_w) + nwords*M (load_a) + nsteps (emit).
+    spec = S28
+    rows, k, cols = 2 * spec.rows, 5 * spec.m + 3, 3 * spec.cols
+    sched = perf.HLS_KERNEL_SCHEDULE
+    sparse = gemm_cost(spec, "SPARSE", rows, k, cols, sched)
+    nsteps = math.ceil(k / spec.m)
+    per_tile = spec.rows * nsteps + nsteps * spec.m + nsteps
+    assert sparse.cycles == 6 * per_tile + spec.rows
+    dense = gemm_cost(spec, "DENSE", rows, k, cols, sched)
+    nsteps = math.ceil(k / spec.n)
+    per_tile = spec.rows * nsteps + math.ceil(nsteps * spec.n / spec.m) * spec.m + nsteps
+    assert dense.cycles == 6 * per_tile + spec.rows
+
+
 def test_launch_split_over_max_k():
     spec = S28
     k = spec.max_k + spec.n
@@ -155,6 +170,8 @@ def test_prune_cost_by_hand():
     p = prune_cost(spec, rows, k)
     groups = max(rows * math.ceil(k / spec.m), k * math.ceil(rows / spec.m))
     assert p.cycles == max(groups // perf.PRUNE_GROUPS_PER_CYCLE, _beats(rows * k, spec))
+    seq = prune_cost(spec, rows, k, parallel=False)        # the HLS kernel: FF pass, then BP pass
+    assert seq.cycles == rows * math.ceil(k / spec.m) + k * math.ceil(rows / spec.m)
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
 
