@@ -16,14 +16,16 @@ def _arch_dir(value: str, build: str) -> Path:
 
 
 def _ensure_generated(path: Path, name: str) -> None:
-    if (path / "regmap.json").is_file():
+    """Generate a preset's arch dir on first use when the generator is installed (dev machines)."""
+    if (path / "regmap.json").is_file() or "/" in name:
         return
     try:
         from gen.render import generate
-        from gen.spec import preset
+        from gen.spec import PRESETS
     except ImportError:
-        return                      # load_arch will say what is missing
-    generate(preset(name), path)
+        return                      # on a board: load_arch says what is missing
+    if name in PRESETS:
+        generate(PRESETS[name], path)
 
 
 def _nm_list(text: str) -> list[tuple[int, int]]:
