@@ -231,7 +231,8 @@ def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order:
         for isize, icount, ifirst in inner:
             stream = inner_load(isize)
             if not resident:                  # both operands re-fetched per tile, chunk by chunk
-                stream = max(stream, outer_load(osize))
+                # separate bundles: in parallel when the fetch overlaps, one after the other if not
+                stream = max(stream, outer_load(osize)) if overlap else stream + outer_load(osize)
             st = store(osize, isize)
             if overlap:
                 inner_time += icount * max(per_tile, stream, st)
