@@ -244,3 +244,21 @@ def test_sweep_points_and_pareto():
     assert "error" in bad and "n" in bad["error"]
     r = resources(make_spec(name="x", rows=2, cols=2, wbuf_depth=64, abuf_depth=64))
     assert r["multipliers"] == 2 * 2 * 2
+
+
+def test_bench_on_the_dense_baseline(tmp_path):
+    from gen.bench import run_bench
+    out = tmp_path / "dense"
+    generate(PRESETS["dense"], out)
+    report = run_bench(out, batch=1, rtl=False, plots=False, log=lambda *_: None)
+    for rep in report["networks"].values():
+        assert rep["speedup"] == 1.0 and rep["ideal"] == 1.0
+    assert "bounds" not in report and "schedule_ladder" not in report
+    assert {p["arch"] for p in report["presets"]} <= {n for n, s in PRESETS.items() if s.sparse}
+
+
+def test_bench_needs_a_generated_project(tmp_path):
+    import click
+    from gen.bench import run_bench
+    with pytest.raises(click.ClickException, match="generate the project first"):
+        run_bench(tmp_path / "nothing", rtl=False, plots=False, log=lambda *_: None)
