@@ -168,3 +168,15 @@ def test_kept_mask_of_pruned_copies_is_the_nm_mask(tmp_path_factory):
     p = acc.prune(w)
     assert np.array_equal(kept_mask(p.ff), nm_mask(w, 2, 4, axis=1))
     assert np.array_equal(kept_mask(p.bp), nm_mask(w, 2, 4, axis=0))
+
+
+def test_hostpy_imports_with_numpy_only():
+    """A board has numpy (+ pynq): importing hostpy and its training/CLI modules pulls in nothing else."""
+    import subprocess
+    import sys
+    code = ("import sys, hostpy, hostpy.train, hostpy.suite, hostpy.bench, hostpy.__main__, hostpy.backends.csim, "
+            "hostpy.backends.xrt_backend\n"
+            "print(sorted(m for m in ('jinja2', 'click', 'pynq', 'matplotlib', 'sklearn', 'pyxrt') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip() == "[]"
