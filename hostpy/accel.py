@@ -30,7 +30,7 @@ from .device import Device, KernelCall
 from .errors import (BackendUnavailableError, DTypeError, FixedPointOverflowError, NotNMError, ShapeError,
                      UnsupportedOperationError)
 from .golden import wrap
-from .nm import NMCompressed, compress, is_nm, pack_indices, unpack_indices
+from .nm import NMCompressed, compress, decompress, is_nm, pack_indices, unpack_indices
 
 __all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
 
@@ -141,7 +141,8 @@ class Accelerator:
             w = w.ff if axis == 1 else w.bp
         if isinstance(w, NMCompressed):
             self._check_compressed(w, name, axis)
-            return w
+            # The dense baseline has no index muxes: it multiplies the pruned weight densely.
+            return w if s.sparse else decompress(w)
         wd = self._check_int(w, name)
         if not s.sparse:
             return wd
