@@ -1,0 +1,281 @@
+"""C-simulation of the generated HLS kernel (g++): the `make csim` flow for every preset, the shared
+library's C API against hostpy.golden, its argument checks, and a testbench that really fails.
+
+Builds are cached under build/test_csim/ (by a hash of sources and flags) and shared by pytest-xdist
+workers through a file lock per preset, so each preset compiles once and a re-run only re-generates
+vectors and runs the testbenches.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gen import csim
+from gen.regmap import MODES, REGMAP_VERSION, kernel_args
+from gen.render import generate
+from gen.spec import PRESETS, ArchSpec, preset
+from hostpy import golden, nm
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_ROOT = REPO / "build" / "test_csim"
+
+pytestmark = pytest.mark.skipif(not (csim.AP_TYPES_DIR / "ap_int.h").is_file() or shutil.which("g++") is None,
+                                reason="C-simulation needs g++ and .deps/ap_types (make setup)")
+
+
+class Built:
+    """A generated project with its C-simulation library and testbench compiled."""
+
+    def __init__(self, name: str):
+        self.spec: ArchSpec = preset(name)
+        self.out = BUILD_ROOT / name
+        BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+        with open(BUILD_ROOT / f".{name}.lock", "w") as lock:     # one builder per preset at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            generate(self.spec, self.out, log=lambda m: None)
+            self.tb = csim.build_testbench(self.out)
+            self.lib_path = csim.build_csim_library(self.out)
+        self._lib = None
+
+    @property
+    def lib(self) -> ctypes.CDLL:
+        if self._lib is None:
+            lib = ctypes.CDLL(str(self.lib_path))
+            lib.satgen_run.restype = ctypes.c_int
+            lib.satgen_run.argtypes = [ctypes.c_uint32] * 4 + [ctypes.c_void_p] * 8
+            lib.satgen_arch.restype = ctypes.c_char_p
+            lib.satgen_regmap_version.restype = ctypes.c_int
+            self._lib = lib
+        return self._lib
+
+
+_BUILT: dict[str, Built] = {}
+
+
+def built(name: str) -> Built:
+    if name not in _BUILT:
+        _BUILT[name] = Built(name)
+    return _BUILT[name]
+
+
+def _ptr(a: np.ndarray | None):
+    return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
+
+
+def _dtypes(spec: ArchSpec):
+    return np.dtype(f"int{spec.mem_data_bits}"), np.dtype(f"int{spec.mem_acc_bits}")
+
+
+def run_lib(b: Built, mode: str, rows: int, k: int, cols: int, a_val=None, a_idx=None, bmat=None, c=None,
+            ff_val=None, ff_idx=None, bp_val=None, bp_idx=None) -> int:
+    return b.lib.satgen_run(MODES.get(mode, mode) if isinstance(mode, str) else mode, rows, k, cols,
+                            _ptr(a_val), _ptr(a_idx), _ptr(bmat), _ptr(c),
+                            _ptr(ff_val), _ptr(ff_idx), _ptr(bp_val), _ptr(bp_idx))
+
+
+# ---- the make csim flow ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_csim_testbench_is_bit_exact_for_every_case(name, tmp_path):
+    b = built(name)
+    cases = csim.csim_cases(b.spec)
+    modes = {c.mode for c in cases}
+    assert modes == ({"SPARSE", "DENSE", "PRUNE"} if b.spec.sparse else {"DENSE"})
+    if b.spec.sparse:   # k tiling really runs: some case has k beyond one on-chip chunk
+        assert any(c.mode == "SPARSE" and c.k > b.spec.k_chunk_sparse for c in cases)
+    assert any(c.mode == "DENSE" and c.k > b.spec.k_chunk_dense for c in cases)
+    vec = csim.write_vectors(b.spec, tmp_path / "vectors", cases)
+    code, out = csim.run_testbench(b.tb, vec)
+    assert code == 0, out
+    assert f"csim: {len(cases)} passed, 0 failed ({name})" in out
+    assert sorted(re.findall(r"^PASS (\S+)\.bin$", out, re.M)) == sorted(c.name for c in cases)
+
+
+def test_make_csim_entry_point_prints_summary_and_wall_time(capsys):
+    b = built("sat_2x4")
+    assert csim.main(["--out", str(b.out)]) == 0
+    out = capsys.readouterr().out
+    assert f"csim: {len(csim.csim_cases(b.spec))} passed, 0 failed (sat_2x4)" in out
+    assert re.search(r"wall time \d+\.\d s; all outputs bit-identical", out)
+
+
+def test_csim_entry_point_on_a_missing_project_says_what_to_do(tmp_path, capsys):
+    assert csim.main(["--out", str(tmp_path / "nothing")]) == 2
+    assert "make gen" in capsys.readouterr().err
+
+
+# ---- the testbench really fails ------------------------------------------------------------------
+def _section_offsets(spec: ArchSpec, data: bytes) -> dict[str, tuple[int, int]]:
+    """(offset, length) of each pointer section in a case file."""
+    pos, out = 8 + 16, {}
+    for a in kernel_args(spec):
+        if a.kind == "ptr":
+            (n,) = struct.unpack_from("<Q", data, pos)
+            out[a.name] = (pos + 8, n)
+            pos += 8 + n
+    assert pos == len(data)
+    return out
+
+
+@pytest.mark.parametrize("case_name,section", [("sparse_ktile", "c"), ("dense_small", "c"),
+                                               ("prune_ties", "bp_idx"), ("prune_random", "ff_val")])
+def test_testbench_reports_a_corrupted_expected_value(tmp_path, case_name, section):
+    b = built("sat_2x8")
+    cases = csim.csim_cases(b.spec)
+    vec = csim.write_vectors(b.spec, tmp_path / "vectors", cases)
+    path = vec / f"{case_name}.bin"
+    data = bytearray(path.read_bytes())
+    off, n = _section_offsets(b.spec, bytes(data))[section]
+    assert n > 0
+    data[off + n // 2] ^= 0x01                  # one bit of one expected element
+    path.write_bytes(bytes(data))
+    code, out = csim.run_testbench(b.tb, vec)
+    assert code != 0
+    assert re.search(rf"^FAIL {case_name}\.bin: {section}\[\d+\]: got -?\d+, expected -?\d+", out, re.M), out
+    assert f"csim: {len(cases) - 1} passed, 1 failed" in out
+
+
+def test_testbench_catches_a_kernel_with_the_wrong_tie_rule(tmp_path):
+    """Mutation check: flipping the tie-break in the top-N unit must fail the tie and min cases."""
+    b = built("sat_2x8")
+    out = tmp_path / "mutant"
+    shutil.copytree(b.out, out, ignore=shutil.ignore_patterns("work"))
+    pe = out / "hls" / "sat_pe.h"
+    src = pe.read_text()
+    assert "(mag[f] == mag[e] && f < e)" in src
+    pe.write_text(src.replace("(mag[f] == mag[e] && f < e)", "(mag[f] == mag[e] && f > e)"))
+    tb = csim.build_testbench(out)
+    vec = csim.write_vectors(b.spec, out / "work" / "csim" / "vectors", csim.csim_cases(b.spec))
+    code, text = csim.run_testbench(tb, vec)
+    assert code != 0
+    failed = set(re.findall(r"^FAIL (\S+)\.bin", text, re.M))
+    assert {"prune_ties", "prune_min"} <= failed
+    assert not any(n.startswith(("sparse", "dense")) for n in failed)
+
+
+# ---- the shared library (contract with hostpy's csim backend) --------------------------------
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_library_identity(name):
+    b = built(name)
+    assert b.lib.satgen_arch().decode() == name
+    assert b.lib.satgen_regmap_version() == REGMAP_VERSION
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_library_gemms_match_golden(name):
+    b = built(name)
+    spec = b.spec
+    dt, acc_dt = _dtypes(spec)
+    rng = np.random.default_rng(7)
+    lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
+    shapes = [(spec.rows + 2, 2 * spec.m + 5, spec.cols + 3), (3, spec.m - 1, 2 * spec.cols + 1)]
+    for rows, k, cols in shapes:
+        w = rng.integers(lo, hi + 1, size=(rows, k)).astype(dt)
+        x = rng.integers(lo, hi + 1, size=(k, cols)).astype(dt)
+        c = np.full((rows, cols), 0x5A5A, dtype=acc_dt)
+        assert run_lib(b, "DENSE", rows, k, cols, a_val=w, bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_dense(w, x, data_bits=spec.data_bits, acc_bits=spec.acc_bits))
+        if not spec.sparse:
+            continue
+        comp = nm.compress(w, spec.n, spec.m, axis=1)
+        idx = np.frombuffer(comp.packed_indices(), dtype=np.uint8).copy()
+        vals = np.ascontiguousarray(comp.values.astype(dt))
+        c = np.full((rows, cols), 0x5A5A, dtype=acc_dt)
+        assert run_lib(b, "SPARSE", rows, k, cols, a_val=vals, a_idx=idx, bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_sparse(comp, x, data_bits=spec.data_bits,
+                                                            acc_bits=spec.acc_bits))
+
+
+@pytest.mark.parametrize("name", [n for n, s in PRESETS.items() if s.sparse])
+def test_library_prune_matches_golden(name):
+    b = built(name)
+    spec = b.spec
+    dt, _ = _dtypes(spec)
+    rng = np.random.default_rng(11)
+    lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
+    for rows, k in [(spec.m + 3, 2 * spec.m - 1), (2 * spec.m, 5)]:
+        w = rng.choice(np.array([lo, hi, -hi, 0, 1, -1, 7, -7]), size=(rows, k)).astype(dt)
+        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+        ff_val = np.zeros_like(ff.values, dtype=dt)
+        bp_val = np.zeros_like(bp.values, dtype=dt)
+        ff_idx = np.zeros(len(ff.packed_indices()), dtype=np.uint8)
+        bp_idx = np.zeros(len(bp.packed_indices()), dtype=np.uint8)
+        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, ff_val=ff_val, ff_idx=ff_idx, bp_val=bp_val,
+                       bp_idx=bp_idx) == 0
+        np.testing.assert_array_equal(ff_val, ff.values)
+        np.testing.assert_array_equal(bp_val, bp.values)
+        assert ff_idx.tobytes() == ff.packed_indices()
+        assert bp_idx.tobytes() == bp.packed_indices()
+
+
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "dense"])
+def test_library_rejects_out_of_spec_calls_without_running_the_kernel(name):
+    b = built(name)
+    spec = b.spec
+    dt, acc_dt = _dtypes(spec)
+    a = np.ones((4, 4), dtype=dt)
+    x = np.ones((4, 4), dtype=dt)
+    c = np.full((4, 4), 77, dtype=acc_dt)
+    ok = dict(a_val=a, bmat=x, c=c)
+    assert run_lib(b, "DENSE", 4, 4, 4, **ok) == 0 and (c == 4).all()
+    c[:] = 77
+    bad_calls = [
+        ("DENSE", 0, 4, 4, ok), ("DENSE", spec.max_dim + 1, 4, 4, ok),
+        ("DENSE", 4, 0, 4, ok), ("DENSE", 4, spec.max_k + 1, 4, ok),
+        ("DENSE", 4, 4, 0, ok), ("DENSE", 4, 4, spec.max_dim + 1, ok),
+        (99, 4, 4, 4, ok), ("DENSE", 4, 4, 4, dict(a_val=a, bmat=None, c=c)),
+    ]
+    if spec.sparse:
+        bad_calls.append(("SPARSE", 4, 4, 4, ok))            # no a_idx
+        bad_calls.append(("PRUNE", 4, 4, 4, ok))             # no ff/bp outputs
+    else:   # the dense baseline offers DENSE only
+        bad_calls.append((MODES["SPARSE"], 4, 4, 4, ok))
+        bad_calls.append((MODES["PRUNE"], 4, 4, 4, ok))
+    codes = []
+    for mode, rows, k, cols, ptrs in bad_calls:
+        code = run_lib(b, mode, rows, k, cols, **ptrs)
+        assert code < 0, (mode, rows, k, cols)
+        assert (c == 77).all(), "kernel ran despite the error"
+        codes.append(code)
+    assert len(set(codes)) >= 4     # mode, rows, k, cols and NULL errors are told apart
+
+
+# ---- building ----------------------------------------------------------------------------------
+def test_library_build_is_cached_and_atomic():
+    b = built("sat_2x8")
+    before = b.lib_path.stat().st_mtime_ns
+    again = csim.build_csim_library(b.out)
+    assert again == b.lib_path and again.stat().st_mtime_ns == before
+    assert not [p for p in again.parent.iterdir() if p.name.startswith(".")]    # no temp files left
+
+
+def test_build_errors_say_run_make_setup(tmp_path, monkeypatch):
+    out = tmp_path / "p"
+    generate(preset("sat_2x4"), out, log=lambda m: None)
+    monkeypatch.setattr(csim, "AP_TYPES_DIR", tmp_path / "no_headers")
+    with pytest.raises(csim.CsimError, match="ap_types headers not found.*run make setup"):
+        csim.build_csim_library(out)
+    monkeypatch.undo()
+    monkeypatch.setattr(csim, "CXX", "no-such-g++")
+    with pytest.raises(csim.CsimError, match="no-such-g\\+\\+ not found.*run make setup"):
+        csim.build_csim_library(out)
+    assert not (out / "work" / "csim" / "libsat_csim.so").exists()
+    with pytest.raises(csim.CsimError, match="generate the project first"):
+        csim.build_csim_library(tmp_path / "not_generated")
+
+
+def test_compile_error_is_reported_and_leaves_no_library(tmp_path):
+    out = tmp_path / "p"
+    generate(preset("sat_2x4"), out, log=lambda m: None)
+    kernel = out / "hls" / "sat_kernel.cpp"
+    kernel.write_text(kernel.read_text() + "\nthis is not C++;\n")
+    with pytest.raises(csim.CsimError, match="g\\+\\+ failed building libsat_csim.so"):
+        csim.build_csim_library(out)
+    assert not (out / "work" / "csim" / "libsat_csim.so").exists()
+    assert not [p for p in (out / "work" / "csim").iterdir() if p.name.startswith(".")]
