@@ -38,9 +38,10 @@ def write_plot(path: Path, runs: list[dict]) -> str:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return f"no plot: matplotlib is not installed (pip install matplotlib) — {path} not written"
-    models = sorted({r["model"] for r in runs})
+    models = list(dict.fromkeys(r["model"] for r in runs))          # in run order
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models):
         for r in (r for r in runs if r["model"] == model):
@@ -50,6 +51,7 @@ def write_plot(path: Path, runs: list[dict]) -> str:
                     linestyle="-" if r["backend"] != "float" else "--")
         ax.set_title(f"{model}: digits test accuracy")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
