@@ -1,7 +1,8 @@
 """Backend equivalence: every backend returns exactly what the golden model computes.
 
 numpy (the golden model behind the Device protocol) and csim (the generated HLS kernel compiled by
-g++, called through ctypes) on sat_2x8, sat_2x4 and the dense baseline, over shapes that are not
+g++, called through ctypes) on sat_2x8, sat_2x4, the dense baseline and sat_2x8_int16 (int16 -> 48-bit
+accumulators in int64 containers), over shapes that are not
 multiples of M or of the PE array, with host tiling (k split across calls) exercised. Also the
 host-side pieces: quantization, im2col/col2im, buffer reuse, the N:M mask of a compressed copy.
 """
@@ -19,7 +20,7 @@ from hostpy.train import kept_mask
 
 from test_hostpy_helpers import arch_dir, csim_available
 
-PRESETS = ("sat_2x8", "sat_2x4", "dense")
+PRESETS = ("sat_2x8", "sat_2x4", "dense", "sat_2x8_int16")
 BACKENDS = ["numpy", pytest.param("csim", marks=pytest.mark.skipif(not csim_available(), reason="gen.csim missing"))]
 # (Cout, Cin, batch): odd sizes, Cin not a multiple of M, one shape large enough to tile.
 SHAPES = [(8, 16, 8), (13, 37, 5), (24, 70, 19)]
@@ -30,12 +31,13 @@ def _operands(shape, seed, bits=8):
     rng = np.random.default_rng(seed)
     cout, cin, batch = shape
     lo, hi = -(1 << (bits - 1)), 1 << (bits - 1)
-    w = rng.integers(lo, hi, (cout, cin)).astype(np.int8)
+    dt = np.int8 if bits <= 8 else np.int16
+    w = rng.integers(lo, hi, (cout, cin)).astype(dt)
     w[0, :] = lo                                  # most negative operands and ties in one row
     w[1 % cout, : min(cin, 8)] = 0                # an all-zero group
-    x = rng.integers(lo, hi, (cin, batch)).astype(np.int8)
+    x = rng.integers(lo, hi, (cin, batch)).astype(dt)
     x[:, 0] = lo
-    dy = rng.integers(lo, hi, (cout, batch)).astype(np.int8)
+    dy = rng.integers(lo, hi, (cout, batch)).astype(dt)
     return w, x, dy
 
 
@@ -48,7 +50,7 @@ def test_backend_matches_golden(tmp_path_factory, preset, backend):
         s = acc.spec
         kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
         for i, shape in enumerate(SHAPES):
-            w, x, dy = _operands(shape, i)
+            w, x, dy = _operands(shape, i, s.data_bits)
             assert np.array_equal(acc.wu(dy, x), golden.wu(dy, x, **kw))
             assert np.array_equal(acc.gemm(w, x), golden.gemm_dense(w, x, **kw))
             if not s.sparse:       # the baseline runs a pruned weight densely: same numbers as SPARSE
