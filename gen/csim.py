@@ -299,14 +299,14 @@ def run_csim(out_dir: str | Path, *, log=print) -> int:
     cases = csim_cases(spec)
     vec_dir = write_vectors(spec, _csim_dir(out_dir) / "vectors", cases)
     log(f"csim: {spec.name}: {len(cases)} cases from the golden model in {vec_dir} "
-        f"({time.monotonic() - t0:.1f} s)")
+        f"({time.monotonic() - t0:.2f} s)")
     t1 = time.monotonic()
     tb = build_testbench(out_dir, log=log)
-    log(f"csim: library + testbench ready ({time.monotonic() - t1:.1f} s)")
+    log(f"csim: library + testbench ready ({time.monotonic() - t1:.2f} s)")
     t2 = time.monotonic()
     code, _ = run_testbench(tb, vec_dir, echo=log)
     t3 = time.monotonic()
-    log(f"csim: testbench ran in {t3 - t2:.1f} s; wall time {t3 - t0:.1f} s; "
+    log(f"csim: testbench ran in {t3 - t2:.2f} s; wall time {t3 - t0:.2f} s; "
         f"{'all outputs bit-identical' if code == 0 else 'FAILED'}")
     return code
 

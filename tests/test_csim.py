@@ -102,7 +102,7 @@ def test_make_csim_entry_point_prints_summary_and_wall_time(capsys):
     assert csim.main(["--out", str(b.out)]) == 0
     out = capsys.readouterr().out
     assert f"csim: {len(csim.csim_cases(b.spec))} passed, 0 failed (sat_2x4)" in out
-    assert re.search(r"wall time \d+\.\d s; all outputs bit-identical", out)
+    assert re.search(r"wall time \d+\.\d\d s; all outputs bit-identical", out)
 
 
 def test_csim_entry_point_on_a_missing_project_says_what_to_do(tmp_path, capsys):
