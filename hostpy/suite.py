@@ -65,6 +65,8 @@ def run_suite(primary: Path, backend: str, *, quick: bool, models=("mlp", "cnn")
     data = load_digits_split(seed=seed)
     sizes = QUICK if quick else FULL
     arch_for = {nm: resolve_arch(primary, *nm, log=log) for nm in nms}
+    for d in sorted(set(arch_for.values())):             # fail fast (and build csim libraries) before training
+        open_accelerator(d, backend, **options).close()
     runs: list[dict] = []
     t0 = time.perf_counter()
     for model in models:
