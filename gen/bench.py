@@ -186,24 +186,32 @@ def _synth_for(build_root: Path, name: str) -> dict | None:
 
 
 def resource_report(spec: ArchSpec, out: Path, batch: int) -> list[dict]:
-    """Yosys figures of every preset that has reports/synth.json beside ``out``, with throughput
-    per DSP and per kLUT of the array (BDWP ResNet-18 effective GOPS)."""
+    """Yosys figures of every preset that has reports/synth.json beside ``out`` (and of ``out``),
+    with the ResNet-18 effective GOPS per DSP and per kLUT of the synthesized unit: the core, else
+    the array, else the PE scaled by rows x cols (marked "pe x RC", an estimate without control)."""
     rows = []
-    build_root = out.parent
-    names = sorted(set(PRESETS) | {spec.name})
-    for name in names:
+    for name in sorted(set(PRESETS) | {spec.name}):
         s = spec if name == spec.name else PRESETS[name]
-        synth = _synth_for(build_root, name) if name != spec.name else _synth_for(out.parent, out.name)
-        if synth is None:
+        synth = _synth_for(out.parent, out.name if name == spec.name else name)
+        if synth is None or synth.get("arch") != name:
             continue
-        unit = synth.get("core") or synth.get("array")
+        if synth.get("core") or synth.get("array"):
+            unit_name = "core" if synth.get("core") else "array"
+            unit = {k: synth[unit_name][k] for k in ("lut", "ff", "dsp", "bram")}
+        elif synth.get("pe"):
+            unit_name = "pe x RC"
+            unit = {k: synth["pe"][k] * s.rows * s.cols for k in ("lut", "ff", "dsp", "bram")}
+        else:
+            continue
         rep = network_report(s, "resnet18_cifar", batch)
         gops = rep["bdwp"]["effective_gops"] if s.sparse else rep["dense"]["effective_gops"]
-        entry = {"arch": name, "synth": synth, "unit": "core" if synth.get("core") else "array",
-                 "resnet18_effective_gops": gops}
-        if unit:
-            entry["gops_per_dsp"] = gops / unit["dsp"] if unit.get("dsp") else None
-            entry["gops_per_klut"] = gops / (unit["lut"] / 1000) if unit.get("lut") else None
+        entry = {"arch": name, "unit": unit_name, "resources": unit, "synth": synth,
+                 "resnet18_effective_gops": gops,
+                 "gops_per_dsp": gops / unit["dsp"] if unit["dsp"] else None,
+                 "gops_per_klut": gops / (unit["lut"] / 1000) if unit["lut"] else None}
+        if synth.get("pe") and synth.get("dense_pe") and synth["dense_pe"]["lut"]:
+            # The sparse PE against the dense PE with the same multipliers: the mux/index overhead.
+            entry["pe_lut_overhead"] = synth["pe"]["lut"] / synth["dense_pe"]["lut"] - 1
         rows.append(entry)
     return rows
 
@@ -392,9 +400,12 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
     report["resources"] = res
     log("\n== resources (Yosys synth_xilinx, reports/synth.json of each generated preset) ==")
     if res:
-        log(_table(["arch", "unit", "LUT", "FF", "DSP", "BRAM", "ResNet-18 GOPS", "GOPS/DSP", "GOPS/kLUT"],
-                   [[r["arch"], r["unit"]] + [str(r["synth"][r["unit"]][k]) for k in ("lut", "ff", "dsp", "bram")] +
-                    [f"{r['resnet18_effective_gops']:.1f}",
+        def pe(r: dict, key: str) -> str:
+            return str(r["synth"][key]["lut"]) if r["synth"].get(key) else "-"
+        log(_table(["arch", "unit", "LUT", "FF", "DSP", "BRAM18", "PE LUT", "dense PE LUT", "ResNet-18 GOPS",
+                    "GOPS/DSP", "GOPS/kLUT"],
+                   [[r["arch"], r["unit"]] + [str(r["resources"][k]) for k in ("lut", "ff", "dsp", "bram")] +
+                    [pe(r, "pe"), pe(r, "dense_pe"), f"{r['resnet18_effective_gops']:.1f}",
                      f"{r['gops_per_dsp']:.2f}" if r.get("gops_per_dsp") else "-",
                      f"{r['gops_per_klut']:.2f}" if r.get("gops_per_klut") else "-"] for r in res]))
     else:

@@ -262,3 +262,21 @@ def test_bench_needs_a_generated_project(tmp_path):
     from gen.bench import run_bench
     with pytest.raises(click.ClickException, match="generate the project first"):
         run_bench(tmp_path / "nothing", rtl=False, plots=False, log=lambda *_: None)
+
+
+def test_resource_report_reads_synth_json_of_each_preset(tmp_path):
+    from gen.bench import network_report, resource_report
+    figs = {"lut": 2000, "ff": 1000, "dsp": 128, "bram": 0}
+    for name in ("sat_2x8", "dense"):
+        generate(PRESETS[name], tmp_path / name)
+        (tmp_path / name / "reports" / "synth.json").write_text(json.dumps(
+            {"arch": name, "core": figs, "pe": dict(figs, lut=30), "dense_pe": dict(figs, lut=20)}))
+    (tmp_path / "sat_2x4" / "reports").mkdir(parents=True)   # a stale report of another arch is ignored
+    (tmp_path / "sat_2x4" / "reports" / "synth.json").write_text(json.dumps({"arch": "other", "core": figs}))
+    rows = {r["arch"]: r for r in resource_report(S28, tmp_path / "sat_2x8", batch=1)}
+    assert set(rows) == {"sat_2x8", "dense"}
+    sparse_gops = network_report(S28, "resnet18_cifar", 1)["bdwp"]["effective_gops"]
+    dense_gops = network_report(PRESETS["dense"], "resnet18_cifar", 1)["dense"]["effective_gops"]
+    assert rows["sat_2x8"]["gops_per_dsp"] == pytest.approx(sparse_gops / 128)
+    assert rows["dense"]["gops_per_klut"] == pytest.approx(dense_gops / 2.0)
+    assert rows["sat_2x8"]["pe_lut_overhead"] == pytest.approx(0.5)
