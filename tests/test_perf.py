@@ -269,6 +269,7 @@ def test_resource_report_reads_synth_json_of_each_preset(tmp_path):
     figs = {"lut": 2000, "ff": 1000, "dsp": 128, "bram": 0}
     for name in ("sat_2x8", "dense"):
         generate(PRESETS[name], tmp_path / name)
+        (tmp_path / name / "reports").mkdir(exist_ok=True)
         (tmp_path / name / "reports" / "synth.json").write_text(json.dumps(
             {"arch": name, "core": figs, "pe": dict(figs, lut=30), "dense_pe": dict(figs, lut=20)}))
     (tmp_path / "sat_2x4" / "reports").mkdir(parents=True)   # a stale report of another arch is ignored
