@@ -262,3 +262,36 @@ def test_failed_regeneration_keeps_previous_output(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _tree(out) == before
     assert sorted(p.name for p in (tmp_path / "build").iterdir()) == ["x"]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_vendor_scripts_carry_the_spec(rendered, name):
+    spec, files = PRESETS[name], rendered[name]
+    tcl = _text(files, "scripts/hls.tcl")
+    assert f"set_part {{{spec.fpga_part}}}" in tcl
+    assert f"create_clock -period {1000.0 / spec.clock_mhz:.3f} -name default" in tcl
+    assert "set_top sat_kernel" in tcl
+    for step in ("csim_design", "csynth_design", "cosim_design", "export_design"):
+        assert step in tcl
+    ptrs = [a for a in kernel_args(spec) if a.kind == "ptr"]
+    if spec.flow == "xrt":
+        assert "-flow_target vitis" in tcl and "export_design -format xo" in tcl
+        cfg = _text(files, "scripts/vpp.cfg")
+        assert f"platform={spec.platform}\n" in cfg
+        assert re.findall(r"^sp=sat_kernel_1\.(\w+):DDR\[0\]$", cfg, re.M) == [a.name for a in ptrs]
+    else:
+        assert "-flow_target vivado" in tcl and "export_design -format ip_catalog" in tcl
+        bd = _text(files, "scripts/bd.tcl")
+        assert f"-part {spec.fpga_part}\n" in bd and f"board_part {spec.platform} " in bd
+        assert re.findall(r"Master /sat/m_axi_(\w+) ", bd) == sorted({a.bundle for a in ptrs})
+        assert "sat/s_axi_control" in bd and "write_bitstream" in bd
+        assert f"{spec.name}.bit" in bd and f"{spec.name}.hwh" in bd
+        assert ("processing_system7" in bd) == spec.fpga_part.startswith("xc7z")
+
+
+@pytest.mark.parametrize("name", [n for n, s in PRESETS.items() if s.sparse])
+def test_prune_selection_is_hardware_not_a_sort(rendered, name):
+    src = "".join(_strip_comments(_text(rendered[name], rel)) for rel in SYNTHESIZABLE)
+    assert "sort" not in src.lower() and "top_n(grp, kept, kept_idx)" in src
+    # The rank network: an M x M comparison of (magnitude, index) pairs, fully unrolled.
+    assert "mag[f] > mag[e] || (mag[f] == mag[e] && f < e)" in src
