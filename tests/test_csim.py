@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gen import csim
 from gen.regmap import MODES, REGMAP_VERSION, kernel_args
@@ -279,3 +280,45 @@ def test_compile_error_is_reported_and_leaves_no_library(tmp_path):
         csim.build_csim_library(out)
     assert not (out / "work" / "csim" / "libsat_csim.so").exists()
     assert not [p for p in (out / "work" / "csim").iterdir() if p.name.startswith(".")]
+
+
+# ---- random shapes (property) --------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_1x16"])
+def test_library_matches_golden_on_random_shapes(name):
+    b = built(name)
+    spec = b.spec
+    dt, acc_dt = _dtypes(spec)
+    lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
+    # k reaches past two sparse chunks and many dense chunks; rows/cols straddle tile edges.
+    k_max = min(spec.max_k, 2 * spec.k_chunk_sparse + 3 * spec.m)
+
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rows=st.integers(1, 2 * spec.rows + 1), cols=st.integers(1, 2 * spec.cols + 1),
+           k=st.one_of(st.integers(1, 4 * spec.m), st.integers(1, k_max)),
+           seed=st.integers(0, 2**32 - 1), extreme=st.booleans())
+    def check(rows, cols, k, seed, extreme):
+        rng = np.random.default_rng(seed)
+        pool = np.array([lo, hi, -hi, 0, 1, -1]) if extreme else np.arange(lo, hi + 1)
+        w = rng.choice(pool, size=(rows, k)).astype(dt)
+        x = rng.choice(pool, size=(k, cols)).astype(dt)
+        comp = nm.compress(w, spec.n, spec.m, axis=1)
+        idx = np.frombuffer(comp.packed_indices(), dtype=np.uint8).copy()
+        c = np.empty((rows, cols), dtype=acc_dt)
+        assert run_lib(b, "SPARSE", rows, k, cols, a_val=np.ascontiguousarray(comp.values), a_idx=idx,
+                       bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_sparse(comp, x, data_bits=spec.data_bits,
+                                                            acc_bits=spec.acc_bits))
+        assert run_lib(b, "DENSE", rows, k, cols, a_val=w, bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_dense(w, x, data_bits=spec.data_bits,
+                                                           acc_bits=spec.acc_bits))
+        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+        out = {"ff_val": np.empty_like(ff.values), "bp_val": np.empty_like(bp.values),
+               "ff_idx": np.empty(len(ff.packed_indices()), np.uint8),
+               "bp_idx": np.empty(len(bp.packed_indices()), np.uint8)}
+        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, **out) == 0
+        np.testing.assert_array_equal(out["ff_val"], ff.values)
+        np.testing.assert_array_equal(out["bp_val"], bp.values)
+        assert out["ff_idx"].tobytes() == ff.packed_indices() and out["bp_idx"].tobytes() == bp.packed_indices()
+
+    check()
