@@ -165,17 +165,10 @@ class GemmCost:
             self.loop_order = "+".join(x for x in (self.loop_order, other.loop_order) if x)
 
 
-def _axis_classes(length: int, tile: int) -> list[tuple[int, int, bool]]:
-    """Tiles along one axis as (size, count, is_first) classes: first, middle, last."""
-    t = math.ceil(length / tile)
-    last = length - (t - 1) * tile
-    if t == 1:
-        return [(length, 1, True)]
-    out = [(tile, 1, True)]
-    if t > 2:
-        out.append((tile, t - 2, False))
-    out.append((last, 1, False))
-    return out
+def _axis_classes(length: int, tile: int) -> list[tuple[int, int]]:
+    """Tiles along one axis as (size, count) classes: the full tiles, then the edge tile."""
+    full, last = divmod(length, tile)
+    return [(s, c) for s, c in ((tile, full), (last, 1)) if c and s]
 
 
 def _beats(nbytes: float, spec: ArchSpec) -> int:
@@ -219,16 +212,16 @@ def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order:
         return c_store(o, i) if order == "a_stationary" else c_store(i, o)
 
     cost = GemmCost(launches=1, loop_order=order)
-    tiles = sum(n for _, n, _ in row_cls) * sum(n for _, n, _ in col_cls)
+    tiles = sum(n for _, n in row_cls) * sum(n for _, n in col_cls)
     cost.core_busy = tiles * per_tile + fixed
     cost.beats = tiles * math.ceil(k / _step(spec, mode))
     # Overlapped: one fill/drain per launch. Sequential: the core restarts for every tile.
     total = fixed if overlap else 0
     first_outer = True
-    for osize, ocount, _ in outer:
+    for osize, ocount in outer:
         # Time of one outer iteration (all its inner tiles).
         inner_time = 0
-        for isize, icount, ifirst in inner:
+        for isize, icount in inner:
             stream = inner_load(isize)
             if not resident:                  # both operands re-fetched per tile, chunk by chunk
                 # separate bundles: in parallel when the fetch overlaps, one after the other if not

@@ -7,7 +7,8 @@ user spec) and evaluated with the cycle model (gen/perf.py) on a BDWP and a dens
 in parallel across local cores. Resources per point are the ones the spec fixes exactly or nearly:
 DSP48E2 = multipliers x ``spec.dsp_per_multiplier``; on-chip buffer bits (weight buffer:
 rows x wbuf_depth words of N values + N indices; activation buffer: cols x abuf_depth words of M
-values) and the RAMB18 they need at 18 Kib each (a lower bound: real mapping rounds up per bank).
+values; two banks of each, since the evaluated schedule double-buffers) and the RAMB18 they need
+at 18 Kib each (a lower bound: real mapping rounds up per bank).
 LUT/FF need Yosys (`make synth` per preset) and are not estimated here.
 """
 from __future__ import annotations
@@ -39,8 +40,9 @@ def resources(spec: ArchSpec) -> dict:
     """Spec-derived resources of a point (see module docstring)."""
     mults = spec.macs_per_cycle
     idx = spec.idx_bits if spec.sparse else 0
-    wbits = spec.rows * spec.wbuf_depth * spec.n * (spec.data_bits + idx)
-    abits = spec.cols * spec.abuf_depth * spec.m * spec.data_bits
+    banks = 2                                   # ping-pong: perf.BEST_SCHEDULE overlaps loads
+    wbits = banks * spec.rows * spec.wbuf_depth * spec.n * (spec.data_bits + idx)
+    abits = banks * spec.cols * spec.abuf_depth * spec.m * spec.data_bits
     return {"multipliers": mults, "dsp": math.ceil(mults * spec.dsp_per_multiplier),
             "buffer_kib": (wbits + abits) / 8 / 1024, "ramb18_min": math.ceil(wbits / RAMB18_BITS) + math.ceil(abits / RAMB18_BITS)}
 
