@@ -32,8 +32,7 @@ Lowering policies (stated once, here):
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Layer", "Gemm", "NETWORKS", "network", "network_names", "lower_layer", "lower_network",
            "ff_macs_per_sample", "WorkloadError", "RAGGED_POLICIES"]

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from gen import perf, workloads
-from gen.perf import BASELINE_SCHEDULE, BEST_SCHEDULE, PerfError, Schedule, gemm_cost, prune_cost, step_cost
+from gen.perf import BASELINE_SCHEDULE, PerfError, Schedule, gemm_cost, prune_cost, step_cost
 from gen.render import generate
 from gen.spec import PRESETS, make_spec, preset
 from gen.sweep import evaluate, pareto_front, resources, sweep_points
