@@ -281,3 +281,14 @@ def test_resource_report_reads_synth_json_of_each_preset(tmp_path):
     assert rows["sat_2x8"]["gops_per_dsp"] == pytest.approx(sparse_gops / 128)
     assert rows["dense"]["gops_per_klut"] == pytest.approx(dense_gops / 2.0)
     assert rows["sat_2x8"]["pe_lut_overhead"] == pytest.approx(0.5)
+
+
+def test_bench_headline_schedule_choice(bench_out):
+    from gen.bench import run_bench
+    out, best = bench_out
+    hls = run_bench(out, batch=2, rtl=False, plots=False, schedule="hls", log=lambda *_: None)
+    for name in workloads.network_names():
+        assert hls["networks"][name]["speedup"] == pytest.approx(best["networks"][name]["generated_hls_kernel"]["speedup"])
+        assert hls["networks"][name]["bdwp"]["cycles"] > best["networks"][name]["bdwp"]["cycles"]
+    ladder = {r["schedule"]: r for r in best["schedule_ladder"]}
+    assert ladder[next(iter(ladder))]["resnet18_cifar"] == pytest.approx(hls["networks"]["resnet18_cifar"]["speedup"])
