@@ -43,6 +43,7 @@ LIB_NAME = "libsat_csim.so"
 TB_NAME = "sat_tb"
 TB_SOURCE = "sat_tb.cpp"
 VECTOR_MAGIC = b"SATVEC1\0"
+WRAP_K_LIMIT = 1 << 22      # largest k of the accumulator-wrap case (C-sim time and vector size)
 
 
 class CsimError(RuntimeError):
@@ -215,7 +216,8 @@ def _prune_case(spec: ArchSpec, rng, name: str, rows: int, k: int, w_kind: str) 
 def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
     """The csim regression for ``spec``: every mode it has, over shapes that are not multiples of
     the array or of M, k just over one on-chip chunk (so k tiling runs), min/max operands,
-    all-zero groups and tied magnitudes. Small on purpose: ap_int C-simulation is slow."""
+    all-zero groups, tied magnitudes and an accumulator that wraps. Small on purpose: ap_int
+    C-simulation is slow."""
     rng = np.random.default_rng(seed)
     r, c, n, m = spec.rows, spec.cols, spec.n, spec.m
     cases: list[Case] = []
@@ -239,6 +241,17 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
         _gemm_case(spec, rng, "dense_max_min", "DENSE", 3, n + 1, c, "max", "min"),
         _gemm_case(spec, rng, "dense_1x1x1", "DENSE", 1, 1, 1, "random", "random"),
     ]
+    # Beyond max_k (the testbench calls the kernel directly, past the C API's limits): just enough
+    # (-2^(d-1))^2 products to overflow acc_bits, so the accumulator must wrap exactly as
+    # hostpy.golden.wrap does. A sparse row sums only N products per group of M. Skipped when that
+    # k would make the C-simulation slow.
+    products = (1 << (spec.acc_bits - 2 * spec.data_bits + 1)) + 1
+    k_wrap_sparse = (-(-products // n) + 1) * m
+    k_wrap_dense = products + m + 1
+    if spec.sparse and k_wrap_sparse <= WRAP_K_LIMIT:
+        cases.append(_gemm_case(spec, rng, "sparse_wrap", "SPARSE", 1, k_wrap_sparse, 1, "min", "min"))
+    if k_wrap_dense <= WRAP_K_LIMIT:
+        cases.append(_gemm_case(spec, rng, "dense_wrap", "DENSE", 1, k_wrap_dense, 1, "min", "min"))
     if spec.sparse:
         cases += [
             _prune_case(spec, rng, "prune_random", 2 * m + 3, 3 * m + 1, "random"),

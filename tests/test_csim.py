@@ -58,6 +58,14 @@ class Built:
 
 
 _BUILT: dict[str, Built] = {}
+_CASES: dict[str, list[csim.Case]] = {}
+
+
+def cases_of(spec: ArchSpec) -> list[csim.Case]:
+    """csim.csim_cases, computed once per preset (the wrap cases take ~1 s of golden model)."""
+    if spec.name not in _CASES:
+        _CASES[spec.name] = csim.csim_cases(spec)
+    return _CASES[spec.name]
 
 
 def built(name: str) -> Built:
@@ -85,12 +93,13 @@ def run_lib(b: Built, mode: str, rows: int, k: int, cols: int, a_val=None, a_idx
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_csim_testbench_is_bit_exact_for_every_case(name, tmp_path):
     b = built(name)
-    cases = csim.csim_cases(b.spec)
+    cases = cases_of(b.spec)
     modes = {c.mode for c in cases}
     assert modes == ({"SPARSE", "DENSE", "PRUNE"} if b.spec.sparse else {"DENSE"})
     if b.spec.sparse:   # k tiling really runs: some case has k beyond one on-chip chunk
         assert any(c.mode == "SPARSE" and c.k > b.spec.k_chunk_sparse for c in cases)
     assert any(c.mode == "DENSE" and c.k > b.spec.k_chunk_dense for c in cases)
+    assert {c.name for c in cases} >= ({"sparse_wrap", "dense_wrap"} if b.spec.sparse else {"dense_wrap"})
     vec = csim.write_vectors(b.spec, tmp_path / "vectors", cases)
     code, out = csim.run_testbench(b.tb, vec)
     assert code == 0, out
@@ -102,7 +111,7 @@ def test_make_csim_entry_point_prints_summary_and_wall_time(capsys):
     b = built("sat_2x4")
     assert csim.main(["--out", str(b.out)]) == 0
     out = capsys.readouterr().out
-    assert f"csim: {len(csim.csim_cases(b.spec))} passed, 0 failed (sat_2x4)" in out
+    assert f"csim: {len(cases_of(b.spec))} passed, 0 failed (sat_2x4)" in out
     assert re.search(r"wall time \d+\.\d\d s; all outputs bit-identical", out)
 
 
@@ -128,7 +137,7 @@ def _section_offsets(spec: ArchSpec, data: bytes) -> dict[str, tuple[int, int]]:
                                                ("prune_ties", "bp_idx"), ("prune_random", "ff_val")])
 def test_testbench_reports_a_corrupted_expected_value(tmp_path, case_name, section):
     b = built("sat_2x8")
-    cases = csim.csim_cases(b.spec)
+    cases = cases_of(b.spec)
     vec = csim.write_vectors(b.spec, tmp_path / "vectors", cases)
     path = vec / f"{case_name}.bin"
     data = bytearray(path.read_bytes())
@@ -152,7 +161,7 @@ def test_testbench_catches_a_kernel_with_the_wrong_tie_rule(tmp_path):
     assert "(mag[f] == mag[e] && f < e)" in src
     pe.write_text(src.replace("(mag[f] == mag[e] && f < e)", "(mag[f] == mag[e] && f > e)"))
     tb = csim.build_testbench(out)
-    vec = csim.write_vectors(b.spec, out / "work" / "csim" / "vectors", csim.csim_cases(b.spec))
+    vec = csim.write_vectors(b.spec, out / "work" / "csim" / "vectors", cases_of(b.spec))
     code, text = csim.run_testbench(tb, vec)
     assert code != 0
     failed = set(re.findall(r"^FAIL (\S+)\.bin", text, re.M))
