@@ -283,9 +283,12 @@ def test_resource_report_reads_synth_json_of_each_preset(tmp_path):
     assert rows["sat_2x8"]["pe_lut_overhead"] == pytest.approx(0.5)
 
 
-def test_bench_headline_schedule_choice(bench_out):
+def test_bench_headline_schedule_choice(bench_out, tmp_path):
+    import shutil
     from gen.bench import run_bench
-    out, best = bench_out
+    src, best = bench_out
+    out = tmp_path / src.name                         # leave the shared fixture's bench.json alone
+    shutil.copytree(src, out)
     hls = run_bench(out, batch=2, rtl=False, plots=False, schedule="hls", log=lambda *_: None)
     for name in workloads.network_names():
         assert hls["networks"][name]["speedup"] == pytest.approx(best["networks"][name]["generated_hls_kernel"]["speedup"])
