@@ -23,7 +23,7 @@ from .train import DeviceEngine, FloatEngine, RunConfig, load_digits_split, trai
 __all__ = ["QUICK", "FULL", "resolve_arch", "run_suite"]
 
 # Epochs / training-set size. Quick: the whole csim command in < 2 min on 2 cores.
-QUICK = {"mlp": {"epochs": 3, "train_limit": 800}, "cnn": {"epochs": 2, "train_limit": 600}}
+QUICK = {"mlp": {"epochs": 3, "train_limit": 640}, "cnn": {"epochs": 2, "train_limit": 480}}
 FULL = {"mlp": {"epochs": 15, "train_limit": None}, "cnn": {"epochs": 10, "train_limit": None}}
 LR = {"mlp": 0.05, "cnn": 0.05}
 
