@@ -295,3 +295,103 @@ def test_prune_selection_is_hardware_not_a_sort(rendered, name):
     assert "sort" not in src.lower() and "top_n(grp, kept, kept_idx)" in src
     # The rank network: an M x M comparison of (magnitude, index) pairs, fully unrolled.
     assert "mag[f] > mag[e] || (mag[f] == mag[e] && f < e)" in src
+
+
+# ---- the vendor Tcl scripts under tclsh, vendor commands stubbed --------------------------------
+TCL_STUBS = r"""
+set ::calls {}
+proc unknown {args} {
+    lappend ::calls $args
+    switch -- [lindex $args 0] {
+        get_property { return 100% }
+        get_ipdefs { return xilinx.com:ip:stub:1.0 }
+        make_wrapper { return /stub/design_1_wrapper.v }
+        default { return stub }
+    }
+}
+rename exec _real_exec
+proc exec {args} { lappend ::calls [concat exec $args]; return "" }
+rename exit _real_exit
+proc exit {{code 0}} {
+    set f [open $::env(SATGEN_TCL_LOG) w]
+    foreach c $::calls { puts $f $c }
+    close $f
+    _real_exit $code
+}
+set script [lindex $argv 0]
+set argv [lrange $argv 1 end]
+set argc [llength $argv]
+if {[catch {source $script} err]} {
+    puts stderr "tcl error: $err"
+    exit 1
+}
+exit 3   ;# the script must end with its own exit
+"""
+
+
+def _tclsh_run(tmp_path: Path, script: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    stubs = tmp_path / "stubs.tcl"
+    stubs.write_text(TCL_STUBS)
+    log = tmp_path / "calls.log"
+    env = dict(os.environ, SATGEN_TCL_LOG=str(log))
+    proc = subprocess.run(["tclsh", str(stubs), str(script), *args], capture_output=True, text=True, env=env)
+    return proc, (log.read_text().splitlines() if log.exists() else [])
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh not installed")
+@pytest.mark.parametrize("arch", ["sat_2x8", "sat_2x8_kv260"])
+def test_hls_tcl_runs_the_flow_in_order(tmp_path, arch):
+    spec = preset(arch)
+    out = tmp_path / arch
+    generate(spec, out, log=lambda m: None)
+    # Without vectors the csim step stops with a clear error (the work folder is created first).
+    proc, _ = _tclsh_run(tmp_path, out / "scripts" / "hls.tcl")
+    assert proc.returncode != 0 and "make csim" in proc.stderr
+    assert (out / "work").is_dir()
+    (out / "work" / "csim" / "vectors").mkdir(parents=True)
+    (out / "work" / "csim" / "vectors" / "cases.txt").write_text("x.bin\n")
+    proc, calls = _tclsh_run(tmp_path, out / "scripts" / "hls.tcl")
+    assert proc.returncode == 0, proc.stderr
+    names = [c.split()[0] for c in calls]
+    order = ["open_project", "set_top", "add_files", "add_files", "open_solution", "set_part", "create_clock"]
+    assert names[: len(order)] == order
+    assert [n for n in names if n.endswith("_design")] == ["csim_design", "csynth_design", "cosim_design",
+                                                          "export_design"]
+    assert f"set_part {spec.fpga_part}" in calls
+    assert any(c.startswith("csim_design -argv ") and c.endswith("work/csim/vectors") for c in calls)
+    export = next(c for c in calls if c.startswith("export_design"))
+    assert ("-format xo" in export) == (spec.flow == "xrt")
+    # Steps can be chosen: synthesis + export only (what run_vendor.sh bitstream runs).
+    proc, calls = _tclsh_run(tmp_path, out / "scripts" / "hls.tcl", "csynth", "export")
+    assert proc.returncode == 0, proc.stderr
+    assert [c.split()[0] for c in calls if c.split()[0].endswith("_design")] == ["csynth_design", "export_design"]
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh not installed")
+@pytest.mark.parametrize("arch", ["sat_2x8_kv260"])
+def test_bd_tcl_builds_the_block_design_and_copies_bit_and_hwh(tmp_path, arch):
+    spec = preset(arch)
+    out = tmp_path / arch
+    generate(spec, out, log=lambda m: None)
+    dest = tmp_path / "bitstreams" / arch
+    proc, _ = _tclsh_run(tmp_path, out / "scripts" / "bd.tcl", str(dest))
+    assert proc.returncode != 0 and "no exported HLS IP" in proc.stderr
+    (out / "work" / "hls" / "ip").mkdir(parents=True)
+    # What Vivado would leave behind after implementation.
+    proj = out / "work" / "vivado"
+    (proj / f"{arch}.runs" / "impl_1").mkdir(parents=True)
+    (proj / f"{arch}.runs" / "impl_1" / "design_1_wrapper.bit").write_bytes(b"bit")
+    hwh = proj / f"{arch}.gen" / "sources_1" / "bd" / "design_1" / "hw_handoff"
+    hwh.mkdir(parents=True)
+    (hwh / "design_1.hwh").write_text("<hwh/>")
+    proc, calls = _tclsh_run(tmp_path, out / "scripts" / "bd.tcl", str(dest))
+    assert proc.returncode == 0, proc.stderr
+    names = [c.split()[0] for c in calls]
+    for cmd in ("create_project", "create_bd_design", "create_bd_cell", "apply_bd_automation", "connect_bd_net",
+                "assign_bd_address", "validate_bd_design", "make_wrapper", "launch_runs", "wait_on_run"):
+        assert cmd in names, cmd
+    assert names.index("validate_bd_design") < names.index("launch_runs")
+    bundles = sorted({a.bundle for a in kernel_args(spec) if a.kind == "ptr"})
+    assert sum("/sat/m_axi_" in c for c in calls) == len(bundles)
+    assert (dest / f"{arch}.bit").read_bytes() == b"bit"
+    assert (dest / f"{arch}.hwh").read_text() == "<hwh/>"
