@@ -74,16 +74,17 @@ def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int,
     GEMM of ``shapes`` and compare its measured cycles, SPARSE and DENSE, with the model's core cycles
     (gen.perf.gemm_cost(...).core_busy: the per-tile / fill-drain split the network numbers use).
 
-    Returns {"status": str, "rows": [{"gemm", "mode", "model_cycles", "rtl_cycles", "error"}]}.
+    Returns {"ok": bool, "status": str, "rows": [{"gemm", "mode", "model_cycles", "rtl_cycles", "error"}]};
+    ok is False when nothing could be measured, a measurement failed or an error exceeds the bound.
     Needs Verilator on PATH (make bench puts it there); the Verilator build is cached per RTL.
     """
     shapes = shapes or validation_shapes(spec)
     try:
         from sim.runner import SimError, run_tests
     except ImportError as e:
-        return {"status": f"RTL testbench runner not available ({e}); nothing measured", "rows": []}
+        return {"ok": False, "status": f"RTL testbench runner not available ({e}); nothing measured", "rows": []}
     if shutil.which("verilator") is None:
-        return {"status": "verilator not on PATH (run through make bench); nothing measured", "rows": []}
+        return {"ok": False, "status": "verilator not on PATH (run through make bench); nothing measured", "rows": []}
     rows = []
     with tempfile.TemporaryDirectory(prefix="satgen-bench-") as tmp:
         for m_, k, n in shapes:
@@ -93,7 +94,8 @@ def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int,
                 run_tests(out, "sat_core", "sim.tb_core", testcase="test_cycle_measurement", seed=RTL_SEED,
                           extra_env={"SATGEN_CYCLES_GEMM": f"{m_},{k},{n}", "SATGEN_CYCLES_OUT": str(result)})
             except SimError as e:
-                return {"status": f"RTL measurement of {m_}x{k}x{n} failed: {str(e).splitlines()[0]}", "rows": rows}
+                return {"ok": False, "status": f"RTL measurement of {m_}x{k}x{n} failed: {str(e).splitlines()[0]}",
+                        "rows": rows}
             measured = json.loads(result.read_text())
             modes = [("SPARSE", "sparse_cycles"), ("DENSE", "dense_cycles")] if spec.sparse else [("DENSE", "dense_cycles")]
             for mode, key in modes:
@@ -105,7 +107,7 @@ def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int,
     worst = max(r["error"] for r in rows)
     status = (f"{len(rows)} measurements, worst error {100 * worst:.2f} % "
               f"({'within' if worst <= MAX_MODEL_ERROR else 'ABOVE'} the {100 * MAX_MODEL_ERROR:.0f} % bound)")
-    return {"status": status, "rows": rows}
+    return {"ok": worst <= MAX_MODEL_ERROR, "status": status, "rows": rows}
 
 
 # ---- networks ---------------------------------------------------------------------------------
@@ -333,6 +335,7 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
         val = validate_against_rtl(spec, out, log=log)
         report["model_vs_rtl"] = val["rows"]
         report["model_vs_rtl_status"] = val["status"]
+        report["model_vs_rtl_ok"] = val["ok"]
         if val["rows"]:
             log(_table(["gemm [m,k,n]", "mode", "model", "rtl", "error"],
                        [["x".join(map(str, r["gemm"])), r["mode"], str(r["model_cycles"]), str(r["rtl_cycles"]),
@@ -452,10 +455,14 @@ def main(out: str, batch: int, rtl: bool, plots: bool, schedule: str) -> None:
     if batch < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch")
     try:
-        run_bench(Path(out), batch=batch, rtl=rtl, plots=plots, schedule=schedule, log=click.echo)
+        report = run_bench(Path(out), batch=batch, rtl=rtl, plots=plots, schedule=schedule, log=click.echo)
     except SpecError as e:
         click.echo(f"bench: error: {e}", err=True)
         sys.exit(2)
+    if rtl and not report["model_vs_rtl_ok"]:
+        # Everything else is written; the exit code says the model is not validated.
+        click.echo(f"bench: error: model vs RTL: {report['model_vs_rtl_status']}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
