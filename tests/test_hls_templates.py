@@ -395,3 +395,50 @@ def test_bd_tcl_builds_the_block_design_and_copies_bit_and_hwh(tmp_path, arch):
     assert sum("/sat/m_axi_" in c for c in calls) == len(bundles)
     assert (dest / f"{arch}.bit").read_bytes() == b"bit"
     assert (dest / f"{arch}.hwh").read_text() == "<hwh/>"
+
+
+def _fake_tools(bin_dir: Path, log: Path) -> None:
+    """vitis_hls / v++ / vivado stand-ins that log their arguments and create what the next step reads."""
+    bin_dir.mkdir()
+    body = {
+        "vitis_hls": 'mkdir -p work/hls/ip && touch work/hls/sat_kernel.xo',
+        "v++": 'while [ $# -gt 0 ]; do [ "$1" = -o ] && { mkdir -p "$(dirname "$2")"; echo xclbin > "$2"; }; shift; done',
+        "vivado": 'dest="${@: -1}"; mkdir -p "$dest"; name=$(basename "$dest"); '
+                  'echo bit > "$dest/$name.bit"; echo hwh > "$dest/$name.hwh"',
+    }
+    for tool, action in body.items():
+        p = bin_dir / tool
+        p.write_text(f'#!/bin/bash\necho "{tool} $*" >> {log}\n{action}\n')
+        p.chmod(0o755)
+
+
+@pytest.mark.parametrize("arch", ["sat_2x8", "sat_2x8_kv260"])
+def test_run_vendor_with_tools_runs_them_and_copies_results(tmp_path, arch):
+    spec = preset(arch)
+    out = tmp_path / arch
+    generate(spec, out, log=lambda m: None)
+    log = tmp_path / "tools.log"
+    _fake_tools(tmp_path / "bin", log)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin", SATGEN_BITSTREAMS=str(tmp_path / "bits"))
+    run = lambda step: subprocess.run(["bash", str(out / "scripts" / "run_vendor.sh"), step], env=env,
+                                      capture_output=True, text=True)
+    hls = run("hls")
+    assert hls.returncode == 2 and "make csim" in hls.stderr          # vectors first
+    (out / "work" / "csim" / "vectors").mkdir(parents=True)
+    (out / "work" / "csim" / "vectors" / "cases.txt").write_text("x.bin\n")
+    assert run("hls").returncode == 0
+    assert log.read_text().splitlines() == [f"vitis_hls -f {out}/scripts/hls.tcl"]
+    log.unlink()
+    bit = run("bitstream")
+    assert bit.returncode == 0, bit.stderr
+    dest = tmp_path / "bits" / arch
+    calls = log.read_text().splitlines()
+    if spec.flow == "xrt":
+        assert calls == [f"v++ -l -t hw --config {out}/scripts/vpp.cfg -o {out}/work/xclbin/{arch}.xclbin "
+                         f"{out}/work/hls/sat_kernel.xo"]
+        assert (dest / f"{arch}.xclbin").read_text() == "xclbin\n"
+    else:
+        assert calls == [f"vivado -mode batch -source {out}/scripts/bd.tcl -tclargs {dest}"]
+        assert (dest / f"{arch}.bit").is_file() and (dest / f"{arch}.hwh").is_file()
+    for meta in ("spec.json", "regmap.json", "manifest.json"):
+        assert (dest / meta).read_bytes() == (out / meta).read_bytes()
