@@ -19,8 +19,9 @@ from .layout import col2im, im2col
 from .nm import NMCompressed
 from .quant import QTensor, dequantize, quantize
 
+# `open` is deliberately not in __all__: `from hostpy import *` must not shadow the builtin open().
 __all__ = [
-    "open", "Accelerator", "PrunedWeight", "Device", "KernelCall", "Arch", "load_arch", "REGMAP_VERSION",
+    "Accelerator", "PrunedWeight", "Device", "KernelCall", "Arch", "load_arch", "REGMAP_VERSION",
     "NMCompressed", "QTensor", "quantize", "dequantize", "im2col", "col2im",
     "HostError", "ShapeError", "DTypeError", "NotNMError", "QuantizationError", "FixedPointOverflowError",
     "NonFiniteError", "ArchError", "RegmapVersionError", "ArchMismatchError", "UnsupportedOperationError",
