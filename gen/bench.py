@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,17 +60,22 @@ RTL_SEED = 1
 def validation_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
     """(rows, k, cols) GEMMs for the RTL comparison, derived from the array shape: several tiles,
     edge tiles, k not a multiple of M, a reduction shorter than the drain (a tile then waits for it)
-    and a longer one. Each is measured in SPARSE and DENSE mode."""
+    and a longer one; plus `make sim`'s benchmark GEMM (sim.run.benchmark_gemm: fill/drain
+    amortized) when it exists. Each is measured in SPARSE and DENSE mode."""
     r, c, m = spec.rows, spec.cols, spec.m
-    return [(2 * r, 4 * m, 2 * c), (r + 1, 3 * m + 1, 3 * c - 1), (3 * r, 16 * m + 5, c)]
-
-
+    shapes = [(2 * r, 4 * m, 2 * c), (r + 1, 3 * m + 1, 3 * c - 1), (3 * r, 16 * m + 5, c)]
+    try:
+        from sim.run import benchmark_gemm
+    except ImportError:
+        return shapes
+    return shapes + [tuple(benchmark_gemm(spec))]
 
 
 def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int, int]] | None = None,
                          log=print) -> dict:
-    """Run the cocotb core testbench (sim/tb_core.py: test_cycle_measurement, no stalls) on each
-    GEMM of ``shapes`` and compare its measured cycles, SPARSE and DENSE, with the model's core cycles
+    """Measure each GEMM of ``shapes`` on the generated RTL core with the RTL engineer's cycle
+    measurement (sim.run.measure_cycles: sim/tb_core.py test_cycle_measurement, no stalls, results
+    bit-exact against hostpy) and compare the SPARSE and DENSE cycles with the model's core cycles
     (gen.perf.gemm_cost(...).core_busy: the per-tile / fill-drain split the network numbers use).
 
     Returns {"ok": bool, "status": str, "rows": [{"gemm", "mode", "model_cycles", "rtl_cycles", "error"}]};
@@ -80,30 +84,28 @@ def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int,
     """
     shapes = shapes or validation_shapes(spec)
     try:
-        from sim.runner import SimError, run_tests
+        from sim.run import measure_cycles
+        from sim.runner import SimError
     except ImportError as e:
-        return {"ok": False, "status": f"RTL testbench runner not available ({e}); nothing measured", "rows": []}
+        return {"ok": False, "status": f"RTL cycle measurement not available ({e}); nothing measured", "rows": []}
     if shutil.which("verilator") is None:
         return {"ok": False, "status": "verilator not on PATH (run through make bench); nothing measured", "rows": []}
     rows = []
-    with tempfile.TemporaryDirectory(prefix="satgen-bench-") as tmp:
-        for m_, k, n in shapes:
-            result = Path(tmp) / f"cycles_{m_}_{k}_{n}.json"
-            t0 = time.time()
-            try:
-                run_tests(out, "sat_core", "sim.tb_core", testcase="test_cycle_measurement", seed=RTL_SEED,
-                          extra_env={"SATGEN_CYCLES_GEMM": f"{m_},{k},{n}", "SATGEN_CYCLES_OUT": str(result)})
-            except SimError as e:
-                return {"ok": False, "status": f"RTL measurement of {m_}x{k}x{n} failed: {str(e).splitlines()[0]}",
-                        "rows": rows}
-            measured = json.loads(result.read_text())
-            modes = [("SPARSE", "sparse_cycles"), ("DENSE", "dense_cycles")] if spec.sparse else [("DENSE", "dense_cycles")]
-            for mode, key in modes:
-                model = gemm_cost(spec, mode, m_, k, n).core_busy
-                rtl_cycles = int(measured[key])
-                rows.append({"gemm": [m_, k, n], "mode": mode, "model_cycles": model, "rtl_cycles": rtl_cycles,
-                             "error": abs(model - rtl_cycles) / rtl_cycles})
-            log(f"  measured {m_}x{k}x{n} on the RTL core in {time.time() - t0:.1f} s")
+    for m_, k, n in shapes:
+        t0 = time.time()
+        try:
+            measured = measure_cycles(out, spec, (m_, k, n), seed=RTL_SEED)
+        except SimError as e:
+            return {"ok": False, "status": f"RTL measurement of {m_}x{k}x{n} failed: {str(e).splitlines()[0]}",
+                    "rows": rows}
+        modes = [("SPARSE", "sparse_cycles"), ("DENSE", "dense_cycles")] if spec.sparse else [("DENSE", "dense_cycles")]
+        for mode, key in modes:
+            model = gemm_cost(spec, mode, m_, k, n).core_busy
+            rtl_cycles = int(measured[key])
+            rows.append({"gemm": [m_, k, n], "mode": mode, "model_cycles": model, "rtl_cycles": rtl_cycles,
+                         "error": abs(model - rtl_cycles) / rtl_cycles,
+                         "rtl_dense_over_sparse": measured["ratio"] if spec.sparse else None})
+        log(f"  measured {m_}x{k}x{n} on the RTL core in {time.time() - t0:.1f} s")
     worst = max(r["error"] for r in rows)
     status = (f"{len(rows)} measurements, worst error {100 * worst:.2f} % "
               f"({'within' if worst <= MAX_MODEL_ERROR else 'ABOVE'} the {100 * MAX_MODEL_ERROR:.0f} % bound)")
@@ -337,9 +339,11 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
         report["model_vs_rtl_status"] = val["status"]
         report["model_vs_rtl_ok"] = val["ok"]
         if val["rows"]:
-            log(_table(["gemm [m,k,n]", "mode", "model", "rtl", "error"],
+            log(_table(["gemm [m,k,n]", "mode", "model", "rtl", "error", "rtl dense/sparse"],
                        [["x".join(map(str, r["gemm"])), r["mode"], str(r["model_cycles"]), str(r["rtl_cycles"]),
-                         f"{100 * r['error']:.2f} %"] for r in val["rows"]]))
+                         f"{100 * r['error']:.2f} %",
+                         f"{r['rtl_dense_over_sparse']:.3f}x" if r["rtl_dense_over_sparse"] and r["mode"] == "SPARSE" else ""]
+                        for r in val["rows"]]))
         log(f"status: {val['status']}")
     else:
         report["model_vs_rtl"] = []
