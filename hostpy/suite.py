@@ -18,7 +18,7 @@ from .accel import open_accelerator
 from .archdir import load_arch
 from .errors import ArchError
 from .report import format_table, write_json, write_plot
-from .train import DeviceEngine, FloatEngine, RunConfig, load_digits_split, train_run
+from .train import MODELS, DeviceEngine, FloatEngine, RunConfig, load_digits_split, train_run
 
 __all__ = ["QUICK", "FULL", "resolve_arch", "run_suite"]
 
@@ -60,6 +60,9 @@ def run_suite(primary: Path, backend: str, *, quick: bool, models=("mlp", "cnn")
               verify: bool = True, seed: int = 0, backend_options: dict | None = None, plot: bool = True,
               log=print) -> dict:
     primary = Path(primary)
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     load_arch(primary)                                   # fail early on a bad arch dir
     options = backend_options or {}
     data = load_digits_split(seed=seed)

@@ -118,3 +118,9 @@ def test_train_command_writes_report_and_plot(tmp_path_factory, tmp_path, monkey
 def test_train_command_bad_arch_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--arch", str(tmp_path / "missing") + "/", "--backend", "numpy"]) == 2
     assert "architecture directory not found" in capsys.readouterr().err
+
+
+def test_train_command_unknown_model_is_a_clear_error(tmp_path_factory, capsys):
+    d = str(arch_dir(tmp_path_factory, "sat_2x8"))
+    assert main(["train", "--arch", d, "--backend", "numpy", "--models", "mlp,resnet"]) == 2
+    assert "unknown model(s) resnet" in capsys.readouterr().err
