@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from gen import perf, workloads
 from gen.perf import BASELINE_SCHEDULE, PerfError, Schedule, gemm_cost, prune_cost, step_cost
@@ -295,3 +296,23 @@ def test_bench_headline_schedule_choice(bench_out, tmp_path):
         assert hls["networks"][name]["bdwp"]["cycles"] > best["networks"][name]["bdwp"]["cycles"]
     ladder = {r["schedule"]: r for r in best["schedule_ladder"]}
     assert ladder[next(iter(ladder))]["resnet18_cifar"] == pytest.approx(hls["networks"]["resnet18_cifar"]["speedup"])
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 70), k=st.integers(1, 9000), cols=st.integers(1, 70),
+       name=st.sampled_from(["sat_2x8", "sat_1x16", "sat_2x8_kv260", "dense"]), sparse=st.booleans())
+def test_model_lower_bounds(rows, k, cols, name, sparse):
+    spec = PRESETS[name]
+    mode = "SPARSE" if sparse and spec.sparse else "DENSE"
+    best = gemm_cost(spec, mode, rows, k, cols)
+    seq = gemm_cost(spec, mode, rows, k, cols, BASELINE_SCHEDULE)
+    tiles = math.ceil(rows / spec.rows) * math.ceil(cols / spec.cols)
+    # Never faster than the core streaming its beats, nor than moving B and C once over their ports.
+    assert best.cycles >= best.core_busy >= best.beats == tiles * math.ceil(k / (spec.m if mode == "SPARSE" else spec.n))
+    assert best.cycles >= _beats(k * cols * spec.mem_data_bits // 8, spec)
+    assert best.cycles >= _beats(rows * cols * spec.mem_acc_bits // 8, spec)
+    # Overlapping and choosing the loop order can only help; the traffic is at least each operand once.
+    assert seq.cycles >= best.cycles
+    slots = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
+    assert best.bytes_in >= rows * slots * spec.mem_data_bits // 8 + k * cols * spec.mem_data_bits // 8
