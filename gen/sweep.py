@@ -1,6 +1,7 @@
 """`make sweep` / `satgen sweep`: design-space sweep of array shape x N:M x buffer depth.
 
     python -m gen.sweep [--base sat_2x8] [--network resnet18_cifar] [--batch 32] [--jobs N] [--json FILE]
+                        [--arrays 4x4,8x8,...] [--ratios 2:4,2:8,...] [--depths 256,512,...]
 
 Every point is a spec built with ``make_spec`` from the base preset (so it is validated like any
 user spec) and evaluated with the cycle model (gen/perf.py) on a BDWP and a dense training step,
@@ -81,13 +82,31 @@ def pareto_front(points: list[dict], keys=("bdwp_cycles", "dsp", "ramb18_min")) 
     return sorted(front, key=lambda p: tuple(p[k] for k in keys) + (p["name"],))
 
 
+def _parse_list(text: str, sep: str, what: str) -> list[tuple[int, ...]]:
+    """"8x8,16x8" -> [(8, 8), (16, 8)] (sep "x"); a clear error on anything else."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        parts = item.split(sep) if sep else [item]
+        if not all(p.isdigit() for p in parts) or len(parts) != (2 if sep else 1):
+            raise click.BadParameter(f"{item!r} is not a valid entry (e.g. {'8' + sep + '8' if sep else '512'})",
+                                     param_hint=f"--{what}")
+        out.append(tuple(int(p) for p in parts))
+    if not out:
+        raise click.BadParameter("needs at least one entry", param_hint=f"--{what}")
+    return out
+
+
 @click.command()
 @click.option("--base", default="sat_2x8", show_default=True, help="preset the other fields come from")
 @click.option("--network", default="resnet18_cifar", show_default=True, type=click.Choice(network_names()))
 @click.option("--batch", default=32, show_default=True)
 @click.option("--jobs", default=0, help="worker processes (0 = all local cores)")
 @click.option("--json", "json_out", default="", metavar="FILE", help="also write every point and the front as JSON")
-def main(base: str, network: str, batch: int, jobs: int, json_out: str) -> None:
+@click.option("--arrays", default=",".join(f"{r}x{c}" for r, c in ARRAYS), show_default=True, help="rows x cols list")
+@click.option("--ratios", default=",".join(f"{n}:{m}" for n, m in RATIOS), show_default=True, help="N:M list")
+@click.option("--depths", default=",".join(map(str, DEPTHS)), show_default=True,
+              help="buffer depths (wbuf_depth = abuf_depth)")
+def main(base: str, network: str, batch: int, jobs: int, json_out: str, arrays: str, ratios: str, depths: str) -> None:
     """Sweep array shape x N:M x buffer depth; print the Pareto front of cycles vs resources."""
     try:
         base_spec = preset(base)
@@ -97,8 +116,10 @@ def main(base: str, network: str, batch: int, jobs: int, json_out: str) -> None:
     if batch < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch")
     jobs = jobs or os.cpu_count() or 1
-    pts = sweep_points(base_spec)
-    click.echo(f"sweep: {len(pts)} points ({len(ARRAYS)} arrays x {len(RATIOS)} N:M x {len(DEPTHS)} depths) "
+    arr, rat = _parse_list(arrays, "x", "arrays"), _parse_list(ratios, ":", "ratios")
+    dep = [d for (d,) in _parse_list(depths, "", "depths")]
+    pts = sweep_points(base_spec, arr, rat, dep)
+    click.echo(f"sweep: {len(pts)} points ({len(arr)} arrays x {len(rat)} N:M x {len(dep)} depths) "
                f"on {network}, batch {batch}, {jobs} processes")
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -106,6 +127,9 @@ def main(base: str, network: str, batch: int, jobs: int, json_out: str) -> None:
     bad = [r for r in results if "error" in r]
     for r in bad:
         click.echo(f"  skipped {r['name']}: {r['error']}")
+    if len(bad) == len(results):
+        click.echo("sweep: error: no valid point to evaluate", err=True)
+        sys.exit(2)
     front = pareto_front(results)
     click.echo(f"evaluated {len(results) - len(bad)} points in {time.time() - t0:.1f} s; "
                f"Pareto front (BDWP step cycles vs DSP vs RAMB18) has {len(front)} points:")

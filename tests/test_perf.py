@@ -316,3 +316,18 @@ def test_model_lower_bounds(rows, k, cols, name, sparse):
     assert seq.cycles >= best.cycles
     slots = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     assert best.bytes_in >= rows * slots * spec.mem_data_bits // 8 + k * cols * spec.mem_data_bits // 8
+
+
+def test_sweep_cli(tmp_path):
+    from click.testing import CliRunner
+    from gen.sweep import main
+    out = tmp_path / "sweep.json"
+    r = CliRunner().invoke(main, ["--network", "vgg16_cifar", "--batch", "1", "--jobs", "1", "--arrays", "4x4,8x8",
+                                  "--ratios", "2:8", "--depths", "256", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert len(data["points"]) == 2 and set(data["pareto"]) <= {p["name"] for p in data["points"]}
+    bad = CliRunner().invoke(main, ["--arrays", "8y8"])
+    assert bad.exit_code != 0 and "'8y8' is not a valid entry" in bad.output
+    bad = CliRunner().invoke(main, ["--ratios", "9:8", "--arrays", "8x8", "--depths", "256", "--jobs", "1"])
+    assert bad.exit_code == 2 and "skipped" in bad.output and "'n'" in bad.output
