@@ -29,6 +29,8 @@ __all__ = ["run_bench", "network_report", "resource_report", "validate_against_r
 # The SAT paper's reported average training speedup at 2:8 (PAPER.md): a reference, not a spec value.
 PAPER_SPEEDUP_2X8 = 1.75
 
+BATCH_SENSITIVITY = (1, 8, 32, 128)
+
 # The dataflow ideas, switched on one after another (what each one buys, on the same hardware).
 SCHEDULE_LADDER = [
     ("generated HLS kernel (fetch loop trip counts)", HLS_KERNEL_SCHEDULE),
@@ -401,6 +403,14 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
         log(_table(["schedule"] + network_names() + ["ResNet-18 ms/step"],
                    [[r["schedule"]] + [f"{r[n]:.3f}x" for n in network_names()] + [f"{r['resnet18_cifar_bdwp_ms']:.1f}"]
                     for r in ladder]))
+
+    # Batch size: it only lengthens WU's reduction and widens FF/BP, so the speedup barely moves.
+    if spec.sparse:
+        report["batch_sensitivity"] = {str(b): {n: network_report(spec, n, b, headline)["speedup"]
+                                                for n in network_names()} for b in BATCH_SENSITIVITY}
+        log("\nspeedup vs batch size:")
+        log(_table(["batch"] + network_names(), [[b] + [f"{v[n]:.3f}x" for n in network_names()]
+                                                 for b, v in report["batch_sensitivity"].items()]))
 
     # 4. The other sparse presets (same bench, for the speedup-vs-N:M plot).
     presets = []
