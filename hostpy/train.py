@@ -47,7 +47,7 @@ class RunConfig:
     m: int = 8
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 0.05
+    lr: float = 0.05                # peak learning rate of the per-epoch cosine schedule
     momentum: float = 0.9
     lam: float = bdwp.DEFAULT_LAMBDA
     decay_mask: str = "ff"
@@ -303,6 +303,7 @@ def train_run(cfg: RunConfig, eng, data, log=print) -> dict:
     history = []
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))   # cosine schedule per epoch
         order = rng.permutation(len(ytr))
         losses = []
         for i in range(0, len(order), cfg.batch_size):
@@ -315,8 +316,8 @@ def train_run(cfg: RunConfig, eng, data, log=print) -> dict:
                 dw = dw + bdwp.srste_decay(layer.w, eng.masks[layer.name], cfg.lam, cfg.decay_mask)
                 layer.vw = cfg.momentum * layer.vw + dw
                 layer.vb = cfg.momentum * layer.vb + db
-                layer.w -= cfg.lr * layer.vw
-                layer.b -= cfg.lr * layer.vb
+                layer.w -= lr * layer.vw
+                layer.b -= lr * layer.vb
         acc = evaluate(model, eng, xte, yte)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "test_accuracy": acc})
         log(f"  {label:28s} epoch {epoch:2d}/{cfg.epochs}  loss {np.mean(losses):.4f}  test acc {acc:.4f}  "
