@@ -283,8 +283,7 @@ def test_build_errors_say_run_make_setup(tmp_path, monkeypatch):
 def test_compile_error_is_reported_and_leaves_no_library(tmp_path):
     out = tmp_path / "p"
     generate(preset("sat_2x4"), out, log=lambda m: None)
-    kernel = out / "hls" / "sat_kernel.cpp"
-    kernel.write_text(kernel.read_text() + "\nthis is not C++;\n")
+    (out / "hls" / "sat_config.h").write_text("this is not C++;\n")     # fails fast, before ap_int.h
     with pytest.raises(csim.CsimError, match="g\\+\\+ failed building libsat_csim.so"):
         csim.build_csim_library(out)
     assert not (out / "work" / "csim" / "libsat_csim.so").exists()
