@@ -233,7 +233,7 @@ async def test_reset_mid_job(dut):
         job = tb.job(mode, tb.random_operand((rows, k)), tb.random_operand((k, cols)))
         await tb.check(job, "after reset")
     # Refused starts: unsupported mode, K = 0, K > max_k, no tiles. Nothing may start.
-    bad_modes = [v for name, v in MODES.items() if name not in tb.modes]
+    bad_modes = [v for name, v in MODES.items() if name not in tb.modes] + [(1 << len(dut.mode)) - 1]
     cases = [(MODES["DENSE"], 0, 1), (MODES["DENSE"], 4, 0)] + [(m, 4, 1) for m in bad_modes]
     if s.max_k + 1 < 2 ** len(dut.k_len):
         cases.append((MODES["DENSE"], s.max_k + 1, 1))
