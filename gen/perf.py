@@ -57,10 +57,10 @@ class Schedule:
       store one after another per tile.
     fetch: "axi" moves operands at spec.axi_bits per cycle and bundle (a DMA in front of the RTL
       core); "hls_loops" counts the trip counts of the generated HLS kernel's fetch process
-      (hls/sat_kernel.cpp: per output tile and k chunk, load_w reads one weight word per PE row
-      per cycle, row after row, then load_a one B row of C values per cycle, then emit streams
-      the steps to the PE array; nothing is kept across tiles and loads do not overlap compute).
-      loop_order and overlap do not apply to it.
+      (hls/sat_kernel.cpp, see _hls_loops_cost: weights in AXI-width beats into ping-pong banks,
+      B one row of C values per cycle, the next unit loading while the current one is emitted,
+      B stationary across row tiles when k fits one chunk). The kernel fixes its own loop order
+      and overlap, so loop_order and overlap do not apply to it.
     prune_parallel: the FF and BP PRUNE passes run side by side (two top-N units) instead of one
       after the other (the generated HLS kernel runs them one after the other).
     """
@@ -79,7 +79,9 @@ class Schedule:
 
 BEST_SCHEDULE = Schedule()
 BASELINE_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False, prune_parallel=False)
-HLS_KERNEL_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False, fetch="hls_loops", prune_parallel=False)
+# The generated HLS kernel: B stationary when k fits one chunk, loads overlapped with compute
+# (descriptive only: the fetch="hls_loops" count follows the kernel's own loops).
+HLS_KERNEL_SCHEDULE = Schedule(loop_order="b_stationary", overlap=True, fetch="hls_loops", prune_parallel=False)
 
 
 # ---- the core: from the RTL formula ------------------------------------------------------------
@@ -262,26 +264,72 @@ def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order:
     return cost
 
 
+def _classes(n: int) -> list[tuple[int, int]]:
+    """Indices 0..n-1 as (representative, count): the first, the ones in between, the last."""
+    return [(0, 1)] + ([(1, n - 2)] if n > 2 else []) + ([(n - 1, 1)] if n > 1 else [])
+
+
 def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
-    """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops)."""
+    """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops).
+
+    hls/sat_kernel.cpp ``fetch`` walks units (output tile, k chunk), column tiles outer, row tiles
+    inside, chunks innermost. Iteration u of ``units_loop`` runs side by side (ping-pong banks, no
+    shared memory): ``load_w`` of unit u (R rows x ceil(nsteps*N / AXI_ELEMS) beats), ``load_b``
+    (B rows, one per cycle) and ``emit`` of unit u-1 (nsteps); the ``drain`` process writes the
+    tile finished in u-2 (R cycles) at the same time. An iteration costs the longest of them:
+    cycles = sum over iterations of that maximum (+ the last tile's drain). With one k chunk the
+    activation block of a column tile stays on chip (loaded whole before the first unit, then the
+    next column tile's block in slices of ceil(B rows / row tiles), one per emitted row tile);
+    with several chunks each unit loads both blocks. Trip counts only: loop pipeline depths and
+    function-call overheads are not counted (C-simulation is not cycle-accurate).
+    """
     step = _step(spec, mode)
-    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // spec.n * spec.n
-    tiles = math.ceil(rows / spec.rows) * math.ceil(cols / spec.cols)
-    per_tile = 0
-    for k0 in range(0, k, chunk):
-        nsteps = math.ceil(min(chunk, k - k0) / step)
-        nwords = math.ceil(nsteps * step / spec.m)
-        # load_w (R rows x nsteps words) + load_a (nwords*M rows of B) + emit (nsteps, the PE
-        # array consumes them as they come)
-        per_tile += spec.rows * nsteps + nwords * spec.m + nsteps
-    beats = math.ceil(k / step)
+    r_, n_, m_ = spec.rows, spec.n, spec.m
+    axi_elems = spec.axi_bits // spec.mem_data_bits
+    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
+    n_rt, n_ct, n_kc = math.ceil(rows / r_), math.ceil(cols / spec.cols), math.ceil(k / chunk)
+    units = n_ct * n_rt * n_kc
+    stationary = n_kc == 1
+
+    def nsteps(kc: int) -> int:
+        return math.ceil(min(chunk, k - kc * chunk) / step)
+
+    def load_w(kc: int) -> int:
+        return r_ * math.ceil(nsteps(kc) * n_ / axi_elems)
+
+    def b_rows(kc: int) -> int:
+        return math.ceil(nsteps(kc) * step / m_) * m_
+
+    slice_ = math.ceil(b_rows(0) / n_rt)
+
+    def iteration(c: int, r: int, kc: int) -> int:
+        """Cycles of the iteration that emits unit (c, r, kc)."""
+        e = (c * n_rt + r) * n_kc + kc
+        t = nsteps(kc)                                               # emit
+        if e + 1 < units:                                            # load of the next unit
+            nxt = (kc + 1) % n_kc
+            t = max(t, load_w(nxt), 0 if stationary else b_rows(nxt))
+        if stationary and c + 1 < n_ct:                              # slice r of the next B block
+            t = max(t, max(0, min(b_rows(0), (r + 1) * slice_) - r * slice_))
+        if e >= 1 and kc == 0:                                       # drain of the tile before
+            t = max(t, r_)
+        return t
+
+    cycles = max(load_w(0), b_rows(0)) + r_                          # first load, last drain
+    r_classes = [(r, 1) for r in range(n_rt)] if stationary else _classes(n_rt)
+    for c, cn in _classes(n_ct):
+        for r, rn in r_classes:
+            for kc in range(n_kc):
+                cycles += cn * rn * iteration(c, r, kc)
+
     cost = GemmCost(launches=1, loop_order="hls_loops")
-    cost.beats = tiles * beats
-    cost.core_busy = cost.beats + spec.rows            # + the drain of the last tile
-    cost.cycles = tiles * per_tile + spec.rows
+    cost.beats = n_rt * n_ct * math.ceil(k / step)
+    cost.core_busy = cost.beats + r_                                 # + the drain of the last tile
+    cost.cycles = cycles
     d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
     a_val, a_idx = _a_bytes(spec, mode, rows, k)
-    cost.bytes_in = (a_val + a_idx) * math.ceil(cols / spec.cols) + k * cols * d * math.ceil(rows / spec.rows)
+    # A streams once per column tile; B once per column tile when stationary, else per tile.
+    cost.bytes_in = (a_val + a_idx) * n_ct + k * cols * d * (1 if stationary else n_rt)
     cost.bytes_out = rows * cols * acc
     kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     cost.mults = rows * cols * kept

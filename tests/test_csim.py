@@ -12,6 +12,7 @@ import fcntl
 import re
 import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -330,3 +331,85 @@ def test_library_matches_golden_on_random_shapes(name):
         assert out["ff_idx"].tobytes() == ff.packed_indices() and out["bp_idx"].tobytes() == bp.packed_indices()
 
     check()
+
+
+# ---- the fetch schedule: ping-pong banks, B stationary, and gen/perf.py's count of its loops ------
+def _random_gemm(spec: ArchSpec, rng, rows: int, k: int, cols: int):
+    dt, _ = _dtypes(spec)
+    lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
+    return (rng.integers(lo, hi + 1, size=(rows, k)).astype(dt),
+            rng.integers(lo, hi + 1, size=(k, cols)).astype(dt))
+
+
+def _schedule_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
+    r, c, m = spec.rows, spec.cols, spec.m
+    return [
+        (5 * r + 1, 1, 3 * c - 1),                  # B stationary, more row tiles than B rows' slices
+        (3 * r, 2 * m + 3, 4 * c + 1),              # B stationary, banks alternate over 5 column tiles
+        (r + 3, spec.k_chunk_sparse + 1, 2 * c + 1),  # two k chunks per tile: both blocks per unit
+    ]
+
+
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_1x16"])
+def test_ping_pong_schedule_matches_golden(name):
+    b = built(name)
+    spec = b.spec
+    _, acc_dt = _dtypes(spec)
+    rng = np.random.default_rng(23)
+    for rows, k, cols in _schedule_shapes(spec):
+        w, x = _random_gemm(spec, rng, rows, k, cols)
+        c = np.full((rows, cols), 0x5A5A, dtype=acc_dt)
+        assert run_lib(b, "DENSE", rows, k, cols, a_val=w, bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_dense(w, x, data_bits=spec.data_bits, acc_bits=spec.acc_bits))
+        comp = nm.compress(w, spec.n, spec.m, axis=1)
+        idx = np.frombuffer(comp.packed_indices(), dtype=np.uint8).copy()
+        c = np.full((rows, cols), 0x5A5A, dtype=acc_dt)
+        assert run_lib(b, "SPARSE", rows, k, cols, a_val=np.ascontiguousarray(comp.values), a_idx=idx,
+                       bmat=x, c=c) == 0
+        np.testing.assert_array_equal(c, golden.gemm_sparse(comp, x, data_bits=spec.data_bits,
+                                                            acc_bits=spec.acc_bits))
+
+
+TRIP_CAPACITY = 4096
+
+
+def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
+    """gen/perf.py's HLS schedule against the trip counts the kernel's loops really run (C-sim
+    compiled with -DSATGEN_TRIP_COUNT): per units_loop iteration the longest of load_w, load_b and
+    emit, or the drain (R) of the tile finished two iterations before, plus the last drain."""
+    from gen import perf
+    b = built("sat_2x8")
+    spec = b.spec
+    cpps, _ = csim._hls_sources(b.out)
+    lib_path = tmp_path / "libsat_trips.so"
+    subprocess.run([shutil.which("g++"), *csim.CXXFLAGS, "-shared", f"-DSATGEN_TRIP_COUNT={TRIP_CAPACITY}",
+                    f"-I{csim.AP_TYPES_DIR}", *map(str, cpps), "-o", str(lib_path)], check=True)
+    lib = ctypes.CDLL(str(lib_path))
+    lib.satgen_run.restype = ctypes.c_int
+    lib.satgen_run.argtypes = [ctypes.c_uint32] * 4 + [ctypes.c_void_p] * 8
+    trips = (ctypes.c_uint32 * 3 * TRIP_CAPACITY).in_dll(lib, "satgen_trips")
+    iterations = ctypes.c_uint32.in_dll(lib, "satgen_trip_iterations")
+    _, acc_dt = _dtypes(spec)
+    rng = np.random.default_rng(5)
+    shapes = _schedule_shapes(spec) + [(spec.rows, 2 * spec.k_chunk_dense + 5, spec.cols), (1, 1, 1)]
+    for rows, k, cols in shapes:
+        w, x = _random_gemm(spec, rng, rows, k, cols)
+        comp = nm.compress(w, spec.n, spec.m, axis=1)
+        idx = np.frombuffer(comp.packed_indices(), dtype=np.uint8).copy()
+        operands = {"DENSE": (w, None), "SPARSE": (np.ascontiguousarray(comp.values), idx)}
+        for mode, (a_val, a_idx) in operands.items():
+            iterations.value = 0
+            c = np.empty((rows, cols), dtype=acc_dt)
+            assert lib.satgen_run(MODES[mode], rows, k, cols, _ptr(a_val), _ptr(a_idx), _ptr(x), _ptr(c),
+                                  None, None, None, None) == 0
+            n = iterations.value
+            assert 2 <= n <= TRIP_CAPACITY
+            chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // spec.n * spec.n
+            n_kc = -(-k // chunk)
+            measured = spec.rows                                   # the last tile's drain
+            for u in range(n):
+                drain = spec.rows if u >= 2 and (u - 2) % n_kc == n_kc - 1 else 0
+                measured += max(*trips[u], drain)
+            emitted = sum(trips[u][2] for u in range(n))
+            model = perf.gemm_cost(spec, mode, rows, k, cols, perf.HLS_KERNEL_SCHEDULE)
+            assert (model.cycles, model.beats) == (measured, emitted), (mode, rows, k, cols)

@@ -136,6 +136,7 @@ def test_config_constants_come_from_the_spec(rendered, name):
     assert consts["K_CHUNK_SPARSE"] == spec.k_chunk_sparse
     assert f"K_CHUNK_DENSE = {spec.k_chunk_dense} / N * N;" in cfg
     assert consts["MAX_K"] == spec.max_k and consts["MAX_DIM"] == spec.max_dim
+    assert consts["AXI_BITS"] == spec.axi_bits and consts["MEM_DATA_BITS"] == spec.mem_data_bits
     modes = {k[len("MODE_"):]: v for k, v in consts.items() if k.startswith("MODE_")}
     assert modes == regmap(spec)["modes"]
     assert f"typedef int{spec.mem_data_bits}_t mem_data_t;" in cfg
@@ -154,9 +155,27 @@ def test_kernel_has_the_microarchitecture_pragmas(rendered, name):
     assert re.search(r"array_cols:\s*for[^{]*\{\s*#pragma HLS UNROLL", reduce.group(1))
     assert "#pragma HLS DATAFLOW" in kernel
     assert "#pragma HLS ARRAY_PARTITION variable=acc complete dim=0" in kernel
-    for buf in ("wval", "abuf") + (("widx",) if spec.sparse else ()):
-        assert f"#pragma HLS ARRAY_PARTITION variable={buf} dim=1 complete" in kernel, buf
-    assert "data_t wval[R][WBUF_DEPTH][N];" in kernel and "data_t abuf[C][ABUF_DEPTH][M];" in kernel
+    # Ping-pong banks: two separate arrays per buffer, split by PE row/column; the weight banks
+    # are also split cyclically by the operands of one AXI beat, so a beat lands in one cycle.
+    for bank in (0, 1):
+        for buf in ("wval", "abuf") + (("widx",) if spec.sparse else ()):
+            assert f"#pragma HLS ARRAY_PARTITION variable={buf}{bank} dim=1 complete" in kernel, buf
+        for buf in ("wval",) + (("widx",) if spec.sparse else ()):
+            assert f"#pragma HLS ARRAY_PARTITION variable={buf}{bank} dim=2 cyclic factor=AXI_ELEMS" in kernel
+        assert f"data_t wval{bank}[R][WBUF_SLOTS];" in kernel and f"data_t abuf{bank}[C][ABUF_DEPTH][M];" in kernel
+    # Burst loops: every load and the emit loop are PIPELINE II=1; a weight beat copies AXI_ELEMS
+    # consecutive elements (unrolled), so Vitis can widen the port to spec.axi_bits.
+    for loop in ("load_w_beats", "load_b_rows", "emit_steps"):
+        assert re.search(loop + r":\s*for \([^)]*\) \{\s*#pragma HLS PIPELINE II=1", kernel), loop
+    assert re.search(r"load_w_lanes:\s*for \(int e = 0; e < AXI_ELEMS; \+\+e\) \{\s*#pragma HLS UNROLL", kernel)
+    # Load and emit of one iteration never touch the same bank (what lets them run side by side).
+    for wl in (0, 1):
+        for bl in (0, 1):
+            call = re.search(rf"if \(wl == {wl} && bl == {bl}\) \{{(.*?)\}}", kernel, re.S)
+            assert call, (wl, bl)
+            body = call.group(1)
+            assert f"load_w(wval{wl}," in body and f"load_b(abuf{bl}," in body
+            assert f"emit(wval{1 - wl}," in body and f"abuf{1 - bl}, steps" in body
     pe = _text(files, "hls/sat_pe.h")
     if spec.sparse:
         assert "act[idx[s]]" in pe and "void top_n(" in pe and "prune_pass(" in kernel
