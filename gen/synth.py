@@ -81,7 +81,11 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print) -> 
     if r.returncode != 0 or not stat_json.is_file():
         raise SynthError(f"yosys failed on {top} (exit {r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")
     stat = json.loads(stat_json.read_text())
-    cells = {k: int(v) for k, v in sorted(stat["design"]["num_cells_by_type"].items())}
+    # The design totals include the submodules' cells; the submodule instances themselves are
+    # listed as cell types too (non-flattened hierarchy): drop those.
+    modules = set(stat.get("modules", {}))
+    cells = {k: int(v) for k, v in sorted(stat["design"]["num_cells_by_type"].items())
+             if k not in modules and not k.startswith("$paramod")}
     latches = sorted(t for t in cells if LATCH_CELLS.match(t))
     if latches:
         raise SynthError(f"{top}: synthesis inferred latches ({', '.join(latches)}); the RTL must be latch-free")
@@ -152,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     dst = out / "reports" / "synth.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
     old = {}
-    if dst.is_file():                   # keep the targets not re-run this time
+    if dst.is_file():                   # keep the targets of this architecture not re-run this time
         try:
             old = json.loads(dst.read_text())
         except json.JSONDecodeError:
+            old = {}
+        if old.get("arch") != spec.name:
             old = {}
     old.update(report)
     tmpf = dst.with_suffix(".json.tmp")

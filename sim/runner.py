@@ -6,7 +6,8 @@ workers and by ``make sim`` alike. The hash covers the source text, the options 
 version, so a regenerated core with identical RTL reuses its build. Sources are copied into the
 build directory first, so regenerating ``<out>/rtl`` during a run cannot disturb a build.
 
-Waveforms: set ``WAVES=1`` (``make sim WAVES=1``) for an FST trace ``dump.fst`` in the run directory
+Waveforms: set ``WAVES=1`` (``make sim WAVES=1``) for an FST trace ``dump.fst`` (VCD ``dump.vcd``
+where lz4.h, which Verilator's FST writer needs, is missing) in the run directory
 (``<out>/work/sim_run/<toplevel>-<hash>-<random>/``).
 """
 from __future__ import annotations
@@ -36,6 +37,13 @@ class SimError(RuntimeError):
 
 def waves_requested() -> bool:
     return os.environ.get("WAVES", "").strip().lower() in ("1", "yes", "true", "on")
+
+
+def fst_supported() -> bool:
+    """Verilator 5.052's FST writer needs lz4.h (Debian: liblz4-dev); without it waves are VCD."""
+    probe = subprocess.run(["g++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True,
+                           text=True, timeout=60)
+    return probe.returncode == 0
 
 
 def verilator_version() -> str:
@@ -77,7 +85,8 @@ def _locked(path: Path):
 
 def _build_key(sources: list[Path], toplevel: str, waves: bool) -> str:
     h = hashlib.sha256()
-    for item in (toplevel, repr(BUILD_ARGS), repr(waves), verilator_version()):
+    trace = ("fst" if fst_supported() else "vcd") if waves else "none"
+    for item in (toplevel, repr(BUILD_ARGS), trace, verilator_version()):
         h.update(item.encode() + b"\0")
     for f in sources:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
@@ -109,10 +118,14 @@ def build(out_dir: str | Path, toplevel: str, *, waves: bool | None = None,
             copies.append(src / f.name)
         runner = get_runner("verilator")
         log = bdir / "build.log"
+        trace = []
+        if waves:
+            trace = ["--trace-fst" if fst_supported() else "--trace", "--trace-structs"]
+            if trace[0] == "--trace":
+                print("sim.runner: lz4.h not found (apt-get install liblz4-dev): waveforms are VCD (dump.vcd), not FST")
         try:
             runner.build(sources=copies, hdl_toplevel=toplevel, build_dir=bdir, always=True, waves=waves,
-                         build_args=BUILD_ARGS + (["--trace-fst", "--trace-structs"] if waves else []),
-                         log_file=log)
+                         build_args=BUILD_ARGS + trace, log_file=log)
         except (SystemExit, subprocess.CalledProcessError) as e:
             tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
             raise SimError(f"Verilator build of {toplevel} for {out_dir.name} failed ({e}); log {log}:\n{tail}") from None
