@@ -272,24 +272,27 @@ def _classes(n: int) -> list[tuple[int, int]]:
 def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
     """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops).
 
-    hls/sat_kernel.cpp ``fetch`` walks units (output tile, k chunk), column tiles outer, row tiles
-    inside, chunks innermost. Iteration u of ``units_loop`` runs side by side (ping-pong banks, no
-    shared memory): ``load_w`` of unit u (R rows x ceil(nsteps*N / AXI_ELEMS) beats), ``load_b``
-    (B rows, one per cycle) and ``emit`` of unit u-1 (nsteps); the ``drain`` process writes the
-    tile finished in u-2 (R cycles) at the same time. An iteration costs the longest of them:
-    cycles = sum over iterations of that maximum (+ the last tile's drain). With one k chunk the
-    activation block of a column tile stays on chip (loaded whole before the first unit, then the
-    next column tile's block in slices of ceil(B rows / row tiles), one per emitted row tile);
-    with several chunks each unit loads both blocks. Trip counts only: loop pipeline depths and
-    function-call overheads are not counted (C-simulation is not cycle-accurate).
+    hls/sat_kernel.cpp ``fetch`` walks units (output tile, k chunk): column tiles, then panels of
+    row tiles sharing one B block (all row tiles when k fits one chunk, else ``M`` =
+    ``ACC_TILES``, whose partial sums pe_array keeps between chunks), then chunks, then the
+    panel's row tiles. Iteration u of ``units_loop`` runs side by side (ping-pong banks, nothing
+    shared): ``load_w`` of unit u (R rows x ceil(nsteps*N / AXI_ELEMS) beats), ``load_b`` (one B
+    row per cycle: slice (row tile - panel start) of the next group's block, ceil(B rows / panel
+    row tiles) rows; the whole first block in iteration 0) and ``emit`` of unit u-1 (nsteps); the
+    ``drain`` process writes the tile finished in u-2 (R cycles) at the same time. An iteration
+    costs the longest of them: cycles = sum over iterations of that maximum (+ the last tile's
+    drain). Trip counts only: loop pipeline depths and call overheads are not counted
+    (C-simulation is not cycle-accurate); tests/test_csim.py checks this count against the loops'
+    trip counts in C-simulation.
     """
     step = _step(spec, mode)
     r_, n_, m_ = spec.rows, spec.n, spec.m
     axi_elems = spec.axi_bits // spec.mem_data_bits
     chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
     n_rt, n_ct, n_kc = math.ceil(rows / r_), math.ceil(cols / spec.cols), math.ceil(k / chunk)
+    panel = n_rt if n_kc == 1 else m_                                # row tiles per B block
+    n_pn = math.ceil(n_rt / panel)
     units = n_ct * n_rt * n_kc
-    stationary = n_kc == 1
 
     def nsteps(kc: int) -> int:
         return math.ceil(min(chunk, k - kc * chunk) / step)
@@ -300,27 +303,30 @@ def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> 
     def b_rows(kc: int) -> int:
         return math.ceil(nsteps(kc) * step / m_) * m_
 
-    slice_ = math.ceil(b_rows(0) / n_rt)
-
-    def iteration(c: int, r: int, kc: int) -> int:
-        """Cycles of the iteration that emits unit (c, r, kc)."""
-        e = (c * n_rt + r) * n_kc + kc
+    def iteration(c: int, pn: int, kc: int, i: int) -> int:
+        """Cycles of the iteration that emits unit i of group (column c, panel pn, chunk kc)."""
+        size = min(panel, n_rt - pn * panel)                         # row tiles of this panel
+        e = (c * n_rt + pn * panel) * n_kc + kc * size + i            # (only full panels before)
         t = nsteps(kc)                                               # emit
-        if e + 1 < units:                                            # load of the next unit
-            nxt = (kc + 1) % n_kc
-            t = max(t, load_w(nxt), 0 if stationary else b_rows(nxt))
-        if stationary and c + 1 < n_ct:                              # slice r of the next B block
-            t = max(t, max(0, min(b_rows(0), (r + 1) * slice_) - r * slice_))
-        if e >= 1 and kc == 0:                                       # drain of the tile before
+        if e + 1 < units:                                            # load_w of the next unit
+            t = max(t, load_w(kc if i + 1 < size else (kc + 1) % n_kc))
+        next_c = c + 1 if kc + 1 == n_kc and pn + 1 == n_pn else c   # the next group's column
+        if next_c < n_ct:                                            # slice i of its B block
+            rows_next = b_rows((kc + 1) % n_kc)
+            sl = math.ceil(rows_next / size)
+            t = max(t, max(0, min(rows_next, (i + 1) * sl) - i * sl))
+        prev_done = kc == n_kc - 1 if i > 0 else kc == 0             # did unit e-1 finish a tile?
+        if e >= 1 and prev_done:                                     # its drain
             t = max(t, r_)
         return t
 
     cycles = max(load_w(0), b_rows(0)) + r_                          # first load, last drain
-    r_classes = [(r, 1) for r in range(n_rt)] if stationary else _classes(n_rt)
     for c, cn in _classes(n_ct):
-        for r, rn in r_classes:
+        for pn, pnn in _classes(n_pn):
+            size = min(panel, n_rt - pn * panel)
             for kc in range(n_kc):
-                cycles += cn * rn * iteration(c, r, kc)
+                for i in range(size):
+                    cycles += cn * pnn * iteration(c, pn, kc, i)
 
     cost = GemmCost(launches=1, loop_order="hls_loops")
     cost.beats = n_rt * n_ct * math.ceil(k / step)
@@ -328,8 +334,8 @@ def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> 
     cost.cycles = cycles
     d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
     a_val, a_idx = _a_bytes(spec, mode, rows, k)
-    # A streams once per column tile; B once per column tile when stationary, else per tile.
-    cost.bytes_in = (a_val + a_idx) * n_ct + k * cols * d * (1 if stationary else n_rt)
+    # A streams once per column tile, B once per panel of row tiles.
+    cost.bytes_in = (a_val + a_idx) * n_ct + k * cols * d * n_pn
     cost.bytes_out = rows * cols * acc
     kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     cost.mults = rows * cols * kept

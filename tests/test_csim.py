@@ -346,7 +346,8 @@ def _schedule_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
     return [
         (5 * r + 1, 1, 3 * c - 1),                  # B stationary, more row tiles than B rows' slices
         (3 * r, 2 * m + 3, 4 * c + 1),              # B stationary, banks alternate over 5 column tiles
-        (r + 3, spec.k_chunk_sparse + 1, 2 * c + 1),  # two k chunks per tile: both blocks per unit
+        (r + 3, spec.k_chunk_sparse + 1, 2 * c + 1),  # two k chunks: partial sums kept between them
+        (m * r + 2 * r - 1, spec.k_chunk_sparse + m, c),  # k chunks over a full and a partial panel
     ]
 
 
@@ -376,7 +377,7 @@ TRIP_CAPACITY = 4096
 def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
     """gen/perf.py's HLS schedule against the trip counts the kernel's loops really run (C-sim
     compiled with -DSATGEN_TRIP_COUNT): per units_loop iteration the longest of load_w, load_b and
-    emit, or the drain (R) of the tile finished two iterations before, plus the last drain."""
+    emit, or the drain (R) of a tile finished in the iteration before, plus the last drain."""
     from gen import perf
     b = built("sat_2x8")
     spec = b.spec
@@ -387,7 +388,7 @@ def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
     lib = ctypes.CDLL(str(lib_path))
     lib.satgen_run.restype = ctypes.c_int
     lib.satgen_run.argtypes = [ctypes.c_uint32] * 4 + [ctypes.c_void_p] * 8
-    trips = (ctypes.c_uint32 * 3 * TRIP_CAPACITY).in_dll(lib, "satgen_trips")
+    trips = (ctypes.c_uint32 * 4 * TRIP_CAPACITY).in_dll(lib, "satgen_trips")
     iterations = ctypes.c_uint32.in_dll(lib, "satgen_trip_iterations")
     _, acc_dt = _dtypes(spec)
     rng = np.random.default_rng(5)
@@ -404,12 +405,12 @@ def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
                                   None, None, None, None) == 0
             n = iterations.value
             assert 2 <= n <= TRIP_CAPACITY
-            chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // spec.n * spec.n
-            n_kc = -(-k // chunk)
             measured = spec.rows                                   # the last tile's drain
             for u in range(n):
-                drain = spec.rows if u >= 2 and (u - 2) % n_kc == n_kc - 1 else 0
-                measured += max(*trips[u], drain)
+                load_w, load_b, emit, _ = trips[u]
+                drain = spec.rows if u >= 1 and trips[u - 1][3] else 0
+                measured += max(load_w, load_b, emit, drain)
+            assert sum(trips[u][3] for u in range(n)) == -(-rows // spec.rows) * -(-cols // spec.cols)
             emitted = sum(trips[u][2] for u in range(n))
             model = perf.gemm_cost(spec, mode, rows, k, cols, perf.HLS_KERNEL_SCHEDULE)
             assert (model.cycles, model.beats) == (measured, emitted), (mode, rows, k, cols)

@@ -162,6 +162,17 @@ def test_hls_kernel_fetch_loops_by_hand():
     dense = gemm_cost(spec, "DENSE", 8, 1027, 16, sched)
     assert dense.cycles == 1024 + max(8, 512) + max(1024, 2) + max(8, 512, 8) + 2 + 8 == 3082
     assert dense.bytes_in == 8 * 1027 * 2 + 1027 * 16            # A once per column tile, B once
+    # Two chunks over 10 row tiles: panels of M = 8 and 2 row tiles share a B block per chunk.
+    # Groups (panel, chunk): 8 x 512 steps, 8 x 1 step, 2 x 512, 2 x 1; B blocks 4096 / 8 rows,
+    # each loaded in slices while the group before is emitted (the first one whole).
+    panels = gemm_cost(spec, "SPARSE", 80, spec.k_chunk_sparse + 8, 8, sched)
+    assert spec.k_chunk_sparse == 4096
+    group0 = 8 * max(512, 128, 1)                 # emit 512; load_w 8 x 16 beats; slices of 8 rows
+    group1 = 8 * max(1, 8, 512)                   # emit 1; slices of the next 4096-row block (/8)
+    group2 = max(512, 128, 4, 8) + max(512, 8, 4)   # emit; load_w; slices of 4 rows; drain
+    group3 = max(1, 8) + max(1, 8)                # load_w of the last unit, then drains
+    assert panels.cycles == 4096 + group0 + group1 + group2 + group3 + 8 == 13336
+    assert panels.bytes_in == 80 * 513 * 2 + math.ceil(80 * 513 * 2 * 3 / 8) + 4104 * 8 * 2
     # The old fetch (R*nsteps + B rows + nsteps per tile and chunk, nothing overlapped) was far slower.
     assert sparse.cycles < 6 * (8 * 6 + 48 + 6)
 
