@@ -253,3 +253,20 @@ def test_errors_are_also_builtin_errors():
     assert issubclass(E.DeviceTimeoutError, TimeoutError)
     assert issubclass(E.ShapeError, ValueError) and issubclass(E.DTypeError, TypeError)
     assert issubclass(E.NotNMError, hostpy.nm.NMError)
+
+
+def test_csim_library_of_another_regmap_version(tmp_path_factory, tmp_path):
+    """A library whose C API reports another register-map version is refused at open (a tiny stand-in
+    library exercises only hostpy's check; the real kernel library is tested elsewhere)."""
+    import shutil as sh
+    import subprocess
+    if sh.which("g++") is None:
+        pytest.skip("g++ not installed")
+    src = tmp_path / "stub.cpp"
+    src.write_text('extern "C" const char *satgen_arch(void) { return "sat_2x8"; }\n'
+                   f'extern "C" int satgen_regmap_version(void) {{ return {hostpy.REGMAP_VERSION + 1}; }}\n'
+                   'extern "C" int satgen_run() { return -1; }\n')
+    lib = tmp_path / "libstub.so"
+    subprocess.run(["g++", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    with pytest.raises(E.RegmapVersionError, match=f"register map version {hostpy.REGMAP_VERSION + 1}"):
+        hostpy.open(arch_dir(tmp_path_factory, "sat_2x8"), backend="csim", library=lib)
