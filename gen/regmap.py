@@ -16,10 +16,13 @@ from typing import Any
 
 from .spec import ArchSpec
 
-__all__ = ["KernelArg", "kernel_args", "regmap", "MODES", "PASS_MODES", "REGMAP_VERSION", "KERNEL_NAME"]
+__all__ = ["KernelArg", "kernel_args", "regmap", "MODES", "PASS_MODES", "REGMAP_VERSION", "KERNEL_NAME", "KERNEL_VLNV"]
 
 REGMAP_VERSION = 1
 KERNEL_NAME = "sat_kernel"
+# IP identity of the exported kernel (Vitis HLS export_design defaults, passed explicitly in hls.tcl);
+# the PYNQ driver finds the kernel in an overlay by it.
+KERNEL_VLNV = {"vendor": "xilinx.com", "library": "hls", "name": KERNEL_NAME, "version": "1.0"}
 
 # Operating modes of the kernel (value of the `mode` argument).
 MODES = {"SPARSE": 0, "DENSE": 1, "PRUNE": 2}
@@ -99,6 +102,7 @@ def regmap(spec: ArchSpec) -> dict[str, Any]:
     return {
         "regmap_version": REGMAP_VERSION,
         "kernel": KERNEL_NAME,
+        "vlnv": ":".join(KERNEL_VLNV[k] for k in ("vendor", "library", "name", "version")),
         "arch": spec.name,
         "control": {"offset": 0x00, "bits": dict(CTRL_BITS)},
         "gie": {"offset": 0x04},

@@ -111,3 +111,11 @@ def test_regmap_offsets_follow_vitis_layout(name):
         assert rm["modes"] == {"DENSE": MODES["DENSE"]}
         assert not any(r["name"].endswith("_idx") for r in rm["args"])
     assert rm["operand"]["mem_data_bits"] == spec.mem_data_bits and rm["nm"]["idx_bits"] == spec.idx_bits
+
+
+def test_kernel_vlnv_is_one_fact():
+    """The PYNQ driver binds to exactly the IP identity regmap.json gives and hls.tcl exports."""
+    from hostpy.backends.pynq_backend import SatKernelDriver
+    rm = regmap(preset("sat_2x8_kv260"))
+    assert SatKernelDriver.bindto == [rm["vlnv"]]
+    assert rm["vlnv"].split(":")[2] == rm["kernel"]

@@ -48,7 +48,7 @@ class SatKernelDriver(pynq.DefaultIP):
 
 def find_kernel_ip(overlay, arch: Arch):
     """The overlay attribute of the IP whose VLNV is the kernel's."""
-    vlnv = kernel_vlnv(arch.regmap["kernel"])
+    vlnv = arch.regmap.get("vlnv") or kernel_vlnv(arch.regmap["kernel"])     # regmap.json names the IP
     names = sorted(name for name, d in overlay.ip_dict.items() if d.get("type") == vlnv)
     if not names:
         raise ArchError(f"the overlay has no IP of type {vlnv}; IPs: {', '.join(sorted(overlay.ip_dict)) or 'none'}")
