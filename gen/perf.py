@@ -272,7 +272,8 @@ def _classes(n: int) -> list[tuple[int, int]]:
 def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
     """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops).
 
-    hls/sat_kernel.cpp ``fetch`` walks units (output tile, k chunk): column tiles, then panels of
+    hls/sat_kernel.cpp ``fetch`` cuts k into the fewest chunks that fit the buffers, of equal
+    size in whole steps, and walks units (output tile, k chunk): column tiles, then panels of
     row tiles sharing one B block (all row tiles when k fits one chunk, else ``M`` =
     ``ACC_TILES``, whose partial sums pe_array keeps between chunks), then chunks, then the
     panel's row tiles. Iteration u of ``units_loop`` runs side by side (ping-pong banks, nothing
@@ -288,8 +289,10 @@ def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> 
     step = _step(spec, mode)
     r_, n_, m_ = spec.rows, spec.n, spec.m
     axi_elems = spec.axi_bits // spec.mem_data_bits
-    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
-    n_rt, n_ct, n_kc = math.ceil(rows / r_), math.ceil(cols / spec.cols), math.ceil(k / chunk)
+    max_chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
+    n_kc = math.ceil(k / max_chunk)
+    chunk = math.ceil(math.ceil(k / n_kc) / step) * step             # balanced_chunk: equal chunks
+    n_rt, n_ct = math.ceil(rows / r_), math.ceil(cols / spec.cols)
     panel = n_rt if n_kc == 1 else m_                                # row tiles per B block
     n_pn = math.ceil(n_rt / panel)
     units = n_ct * n_rt * n_kc
@@ -367,7 +370,12 @@ def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
                     core_cycles(spec, mode, kk, 1)                       # same argument checks
                     best = _hls_loops_cost(spec, mode, r, kk, c)
                 else:
-                    best = min((_launch_cost(spec, mode, r, kk, c, o, schedule.overlap) for o in orders),
+                    # The overlapped estimate exposes the first load and the last store on top
+                    # of tiles that each already count a load and a store, which over-counts tiny
+                    # launches. Double buffers can always run their stages one after the other, so
+                    # an overlapped launch never costs more than the sequential one.
+                    overlaps = (schedule.overlap, False) if schedule.overlap else (False,)
+                    best = min((_launch_cost(spec, mode, r, kk, c, o, ov) for o in orders for ov in overlaps),
                                key=lambda g: (g.cycles, g.bytes_in))
                 total.add(best, rn * kn * cn)
     return total
