@@ -30,7 +30,7 @@ from .regmap import MODES
 from .spec import ArchSpec
 from .workloads import Gemm, lower_network, network
 
-__all__ = ["Schedule", "GemmCost", "StepCost", "core_cycles", "core_source", "gemm_cost", "prune_cost",
+__all__ = ["Schedule", "GemmCost", "StepCost", "core_cycles", "core_source", "gemm_cost", "prune_cost", "hls_prune_cost",
            "step_cost", "LOOP_ORDERS", "PerfError", "BEST_SCHEDULE", "BASELINE_SCHEDULE",
            "PRUNE_GROUPS_PER_CYCLE", "HLS_KERNEL_SCHEDULE", "FETCHES"]
 
@@ -59,8 +59,9 @@ class Schedule:
       core); "hls_loops" counts the trip counts of the generated HLS kernel's fetch process
       (hls/sat_kernel.cpp, see _hls_loops_cost: weights in AXI-width beats into ping-pong banks,
       B one row of C values per cycle, the next unit loading while the current one is emitted,
-      B stationary across row tiles when k fits one chunk). The kernel fixes its own loop order
-      and overlap, so loop_order and overlap do not apply to it.
+      B stationary across a panel of row tiles) and of its PRUNE loops (hls_prune_cost). The
+      kernel fixes its own loop order and overlap, so loop_order, overlap and prune_parallel
+      do not apply to it.
     prune_parallel: the FF and BP PRUNE passes run side by side (two top-N units) instead of one
       after the other (the generated HLS kernel runs them one after the other).
     """
@@ -404,6 +405,34 @@ def prune_cost(spec: ArchSpec, rows: int, k: int, parallel: bool = True) -> Gemm
                     bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
 
 
+def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
+    """PRUNE of W[rows][k] in the generated HLS kernel, from its loop trip counts.
+
+    ``prune_pass`` makes the FF copy, one M-group (M contiguous values) per iteration. The BP copy
+    comes from ``prune_bp_staged``: per block of ``block`` columns, one iteration per row stages
+    the block's row segments, then one iteration per group. ``block`` is up to AXI_ELEMS columns
+    in a stage of one activation bank (C x abuf_depth x M values), each column at a pitch of
+    ceil((rows-1)/AXI_ELEMS)*AXI_ELEMS + 1. W too tall for one column in the stage falls back to
+    ``prune_pass`` reading in place: M reads with stride k per group, M cycles on one port. The two
+    copies are made one after the other.
+    """
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    m = spec.m
+    axi_elems = spec.axi_bits // spec.mem_data_bits
+    stage = spec.cols * spec.abuf_depth * m
+    groups_r = math.ceil(rows / m)
+    ff = rows * math.ceil(k / m)
+    pitch = math.ceil((rows - 1) / axi_elems) * axi_elems + 1
+    block = min(axi_elems, stage // pitch)
+    bp = math.ceil(k / block) * rows + k * groups_r if block else k * groups_r * m
+    d = spec.mem_data_bits // 8
+    ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
+    bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
+    return GemmCost(cycles=ff + bp, core_busy=ff + k * groups_r, bytes_in=2 * rows * k * d,
+                    bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
+
+
 # ---- one training step -------------------------------------------------------------------------
 
 PASSES = ("FF", "BP", "WU")
@@ -492,7 +521,10 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
             lc.modes[g.pass_] = mode
             lc.macs += g.macs
         if bdwp and layer.weights and any(lc.modes[p] == "SPARSE" for p in lc.modes):
-            pc = prune_cost(spec, layer.cout, layer.reduction, schedule.prune_parallel)
+            if schedule.fetch == "hls_loops":
+                pc = hls_prune_cost(spec, layer.cout, layer.reduction)
+            else:
+                pc = prune_cost(spec, layer.cout, layer.reduction, schedule.prune_parallel)
             lc.prune.add(pc, layer.count)
         layers.append(lc)
     return StepCost(spec, network_name, bdwp, batch, layers)

@@ -390,6 +390,7 @@ def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
     lib.satgen_run.argtypes = [ctypes.c_uint32] * 4 + [ctypes.c_void_p] * 8
     trips = (ctypes.c_uint32 * 4 * TRIP_CAPACITY).in_dll(lib, "satgen_trips")
     iterations = ctypes.c_uint32.in_dll(lib, "satgen_trip_iterations")
+    loop_trips = (ctypes.c_uint64 * 6).in_dll(lib, "satgen_loop_trips")
     _, acc_dt = _dtypes(spec)
     rng = np.random.default_rng(5)
     shapes = _schedule_shapes(spec) + [(spec.rows, 2 * spec.k_chunk_dense + 5, spec.cols), (1, 1, 1)]
@@ -414,3 +415,54 @@ def test_perf_hls_schedule_counts_the_kernel_loops(tmp_path):
             emitted = sum(trips[u][2] for u in range(n))
             model = perf.gemm_cost(spec, mode, rows, k, cols, perf.HLS_KERNEL_SCHEDULE)
             assert (model.cycles, model.beats) == (measured, emitted), (mode, rows, k, cols)
+    # PRUNE: prune_pass (FF, and BP in place when W is too tall) one group per iteration, M reads
+    # per group when in place; the BP stage: one iteration per staged row and per group.
+    dt, _ = _dtypes(spec)
+    for rows, k in _prune_shapes(spec):
+        w = np.ones((rows, k), dtype=dt)
+        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+        for i in range(6):
+            loop_trips[i] = 0
+        assert lib.satgen_run(MODES["PRUNE"], rows, k, 0, _ptr(w), None, None, None,
+                              _ptr(np.empty_like(ff.values)), _ptr(np.empty(len(ff.packed_indices()), np.uint8)),
+                              _ptr(np.empty_like(bp.values)), _ptr(np.empty(len(bp.packed_indices()), np.uint8))) == 0
+        pass_groups, stage_rows, stage_groups = loop_trips[3], loop_trips[4], loop_trips[5]
+        ff_groups = rows * -(-k // spec.m)
+        in_place = pass_groups - ff_groups                      # BP groups read in place
+        assert (stage_groups == 0) == (in_place > 0) == (rows > _bp_stage(spec)[0])
+        measured = ff_groups + in_place * spec.m + stage_rows + stage_groups
+        assert perf.hls_prune_cost(spec, rows, k).cycles == measured, (rows, k)
+
+
+def _bp_stage(spec: ArchSpec) -> tuple[int, int]:
+    """(values the BP stage holds, values per AXI beat), as hls/sat_kernel.cpp derives them."""
+    return spec.cols * spec.abuf_depth * spec.m, spec.axi_bits // spec.mem_data_bits
+
+
+def _prune_shapes(spec: ArchSpec) -> list[tuple[int, int]]:
+    stage, beat = _bp_stage(spec)
+    return [
+        (spec.m + 3, 2 * beat + 5),                 # blocks of a whole beat of columns, one partial
+        (stage // beat + spec.m + 1, beat + 7),     # too tall for a beat's worth: narrower blocks
+        (stage + 1, 3),                             # too tall for the stage: BP read in place
+    ]
+
+
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260"])
+def test_prune_bp_staging_and_fallback_match_golden(name):
+    b = built(name)
+    spec = b.spec
+    dt, _ = _dtypes(spec)
+    rng = np.random.default_rng(29)
+    lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
+    for rows, k in _prune_shapes(spec):
+        w = rng.choice(np.array([lo, hi, -hi, 0, 1, -1, 7, -7, 3]), size=(rows, k)).astype(dt)
+        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+        out = {"ff_val": np.empty_like(ff.values), "bp_val": np.empty_like(bp.values),
+               "ff_idx": np.empty(len(ff.packed_indices()), np.uint8),
+               "bp_idx": np.empty(len(bp.packed_indices()), np.uint8)}
+        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, **out) == 0
+        np.testing.assert_array_equal(out["ff_val"], ff.values)
+        np.testing.assert_array_equal(out["bp_val"], bp.values)
+        assert out["ff_idx"].tobytes() == ff.packed_indices()
+        assert out["bp_idx"].tobytes() == bp.packed_indices(), (rows, k)

@@ -196,6 +196,15 @@ def test_prune_cost_by_hand():
     assert seq.cycles == rows * math.ceil(k / spec.m) + k * math.ceil(rows / spec.m)
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
+    # The HLS kernel: FF pass (64 x 72 groups), then the BP copy staged in 9 blocks of 64 columns
+    # (64 staged rows each) and read back one group (of 8 rows) per cycle: 576 x 8 groups.
+    hls = perf.hls_prune_cost(spec, rows, k)
+    assert hls.cycles == 64 * 72 + 9 * 64 + 576 * 8 == 9792
+    # W taller than the stage (C x abuf_depth x M = 32768 values): BP read in place, M cycles a group.
+    tall = perf.hls_prune_cost(spec, 32769, 3)
+    assert tall.cycles == 32769 * 1 + 3 * math.ceil(32769 / 8) * 8
+    with pytest.raises(PerfError, match="dense baseline"):
+        perf.hls_prune_cost(PRESETS["dense"], rows, k)
 
 
 def test_bad_model_input():
