@@ -122,9 +122,11 @@ class ArchSpec:
 
     @property
     def dsp_per_multiplier(self) -> float:
-        """DSP48E2 (27x18) per multiplier: int8 pairs share one DSP, up to 18 bits take one."""
-        if self.data_bits <= 8:
-            return 0.5
+        """DSP48E2 (27x18) per multiplier as the generated RTL maps it (Yosys: one per multiplier).
+
+        Packing two int8 multipliers into one DSP48E2 is possible but not generated, so it is not
+        counted; wider than 18 bits would need a second DSP.
+        """
         return 1.0 if self.data_bits <= 18 else 2.0
 
 
