@@ -116,6 +116,17 @@ class ArchSpec:
         return 32 if self.acc_bits <= 32 else 64
 
     @property
+    def drain_rows(self) -> int:
+        """Output rows the RTL core sends per result beat: the most that fit one m_axi word.
+
+        The largest divisor of ``rows`` whose result beat (rows x cols x mem_acc_bits) is at most
+        ``axi_bits`` wide (at least 1): a wider beat could not be stored any faster, a narrower one
+        makes short reductions wait for the drain (docs/RTL.md).
+        """
+        row_bits = self.cols * self.mem_acc_bits
+        return max(d for d in range(1, self.rows + 1) if self.rows % d == 0 and (d == 1 or d * row_bits <= self.axi_bits))
+
+    @property
     def ideal_step_speedup(self) -> float:
         """Training-step speedup bound with FF and BP sparse, WU dense: 3 / (2N/M + 1)."""
         return 3.0 / (2.0 * self.n / self.m + 1.0) if self.sparse else 1.0

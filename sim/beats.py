@@ -3,7 +3,8 @@
 This is what a DMA in front of ``sat_core`` does (docs/RTL.md): cut C = A . B into rows x cols
 output tiles, row tile major, and send per tile ceil(K / step) beats on the weight stream (rows of
 A: compressed groups in sparse mode, N dense weights per row in dense mode) and on the activation
-stream (columns of B). Results come back as one frame per tile: R beats of C sums.
+stream (columns of B). Results come back as one frame per tile: R / spec.drain_rows beats of
+spec.drain_rows x C sums (row-major, so the frame is the tile's rows in order).
 
 Lanes the GEMM does not use (rows/columns past the matrix edge, positions >= K of the last beat,
 activation positions >= N in dense mode, the index field in dense mode) are filled with random
@@ -49,7 +50,8 @@ def act_beat_bytes(spec: ArchSpec) -> int:
 
 
 def result_beat_bytes(spec: ArchSpec) -> int:
-    return spec.cols * spec.mem_acc_bits // 8
+    """spec.drain_rows output rows of C sums, row-major, so a tile's frame is its rows in order."""
+    return spec.drain_rows * spec.cols * spec.mem_acc_bits // 8
 
 
 def _dtype(spec: ArchSpec):
@@ -96,15 +98,15 @@ class GemmJob:
         return beats_per_tile(self.spec, self.mode, self.k)
 
     def assemble(self, frames: list[bytes]) -> np.ndarray:
-        """C from the result frames (one per tile: R beats of C sums)."""
+        """C from the result frames (one per tile: R / drain_rows beats of drain_rows x C sums)."""
         s = self.spec
         if len(frames) != len(self.tiles):
             raise AssertionError(f"expected {len(self.tiles)} result frames, got {len(frames)}")
         out = np.zeros(self.shape, dtype=np.int64)
         for (r0, c0), data in zip(self.tiles, frames):
-            if len(data) != s.rows * result_beat_bytes(s):
-                raise AssertionError(f"result frame of tile ({r0},{c0}) has {len(data)} bytes, "
-                                     f"expected {s.rows * result_beat_bytes(s)}")
+            want = s.rows // s.drain_rows * result_beat_bytes(s)
+            if len(data) != want:
+                raise AssertionError(f"result frame of tile ({r0},{c0}) has {len(data)} bytes, expected {want}")
             tile = np.frombuffer(bytes(data), dtype=_acc_dtype(s)).reshape(s.rows, s.cols).astype(np.int64)
             r1, c1 = min(r0 + s.rows, self.shape[0]), min(c0 + s.cols, self.shape[1])
             out[r0:r1, c0:c1] = tile[: r1 - r0, : c1 - c0]

@@ -2,12 +2,13 @@
 
 Counted from the cycle of the first input beat to the cycle of the last result beat, both
 included, with streams that never stall the core (docs/RTL.md derives it). Per tile the core takes
-B = ceil(K / step) beats (step = M sparse, N dense). A tile's last beat may enter only when the
-shadow bank is free: the previous tile's bank load (1 cycle) plus its R-row drain must be over,
-so consecutive tiles are max(B, R + 2) cycles apart. The last tile then needs 1 cycle to reach
-the accumulators and R cycles to drain:
+B = ceil(K / step) beats (step = M sparse, N dense). The shadow bank drains in
+E = R / spec.drain_rows result beats (drain_rows rows per beat). A tile's last beat may enter
+only when the shadow bank is free: the previous tile's bank load (1 cycle) plus its E-beat drain
+must be over, so consecutive tiles are max(B, E + 2) cycles apart. The last tile then needs
+1 cycle to reach the accumulators and E cycles to drain:
 
-    cycles = B + (tiles - 1) * max(B, R + 2) + R + 1
+    cycles = B + (tiles - 1) * max(B, E + 2) + E + 1
 
 The cocotb core testbench measures this (sim/tb_core.py, reports/cycles.json) and
 tests/test_rtl.py checks measured == formula; gen/perf.py builds on this function.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from gen.spec import ArchSpec
 
-__all__ = ["beats_per_tile", "core_cycles"]
+__all__ = ["beats_per_tile", "result_beats_per_tile", "core_cycles"]
 
 
 def beats_per_tile(spec: ArchSpec, mode: str, k: int) -> int:
@@ -31,12 +32,17 @@ def beats_per_tile(spec: ArchSpec, mode: str, k: int) -> int:
     return -(-k // step)
 
 
+def result_beats_per_tile(spec: ArchSpec) -> int:
+    """Result beats per output tile: the R rows, spec.drain_rows per beat."""
+    return spec.rows // spec.drain_rows
+
+
 def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
     """Cycles from the first input beat to the last result beat of a job of ``tiles`` output tiles."""
     if tiles < 1:
         raise ValueError(f"tiles must be >= 1, got {tiles}")
     b = beats_per_tile(spec, mode, k)
-    r = spec.rows
-    # Last beat at cycle t: products at t, shadow bank loads at the end of t+1, rows leave at
-    # t+2 .. t+R+1; the bank is busy during t+1 .. t+R+1, so the next last beat waits for t+R+2.
-    return b + (tiles - 1) * max(b, r + 2) + r + 1
+    e = result_beats_per_tile(spec)
+    # Last beat at cycle t: products at t, shadow bank loads at the end of t+1, result beats leave
+    # at t+2 .. t+E+1; the bank is busy during t+1 .. t+E+1, so the next last beat waits for t+E+2.
+    return b + (tiles - 1) * max(b, e + 2) + e + 1

@@ -86,8 +86,9 @@ class ArrayTB:
                 stall = self.rng.random() < self.p_stall
                 d.shift.value = int(not stall)
                 await ReadOnly()
-                if not stall:
-                    rows.append(unpack_signed(int(d.out_row.value), s.acc_bits, s.cols))
+                if not stall:       # drain_rows rows per shift, row-major
+                    flat = unpack_signed(int(d.out_rows.value), s.acc_bits, s.drain_rows * s.cols)
+                    rows.extend(np.reshape(flat, (s.drain_rows, s.cols)).tolist())
                 await RisingEdge(d.clk)
             d.shift.value = 0
             self.bank_free = True

@@ -119,14 +119,23 @@ def test_custom_spec_lints(arch, tmp_path):
 def test_cycle_formula_shape():
     s = preset("sat_2x8")
     assert beats_per_tile(s, "SPARSE", 17) == 3 and beats_per_tile(s, "DENSE", 17) == 9
-    # One tile: B beats, one cycle to the shadow bank, R result beats.
-    assert core_cycles(s, "SPARSE", 8, 1) == 1 + 1 + s.rows
+    # Two output rows per result beat: a 2 x 8 x 32-bit beat fills the 512-bit m_axi word.
+    assert s.drain_rows == 2 and s.drain_rows * s.cols * s.mem_acc_bits == s.axi_bits
+    e = s.rows // s.drain_rows
+    # One tile: B beats, one cycle to the shadow bank, E = R / drain_rows result beats.
+    assert core_cycles(s, "SPARSE", 8, 1) == 1 + 1 + e
     # Long tiles: every extra tile costs exactly B cycles (drain hidden) ...
     k = 64 * s.m
     b = beats_per_tile(s, "SPARSE", k)
     assert core_cycles(s, "SPARSE", k, 5) - core_cycles(s, "SPARSE", k, 4) == b
-    # ... short tiles are drain bound: R + 2 cycles each.
-    assert core_cycles(s, "SPARSE", s.m, 5) - core_cycles(s, "SPARSE", s.m, 4) == s.rows + 2
+    # ... B = R (K = R*M, the BP of 64-channel layers on 8 x 8 2:8) is no longer drain bound ...
+    assert core_cycles(s, "SPARSE", s.rows * s.m, 5) - core_cycles(s, "SPARSE", s.rows * s.m, 4) == s.rows
+    # ... shorter tiles are: E + 2 cycles each.
+    assert core_cycles(s, "SPARSE", s.m, 5) - core_cycles(s, "SPARSE", s.m, 4) == e + 2
+    # One row per beat where a row already fills the m_axi word.
+    narrow = preset("sat_2x8_kv260")
+    assert narrow.drain_rows == 1
+    assert core_cycles(narrow, "SPARSE", narrow.m, 5) - core_cycles(narrow, "SPARSE", narrow.m, 4) == narrow.rows + 2
     # The sparse/dense ratio tends to M/N.
     ratio = core_cycles(s, "DENSE", 4096, 16) / core_cycles(s, "SPARSE", 4096, 16)
     assert 0.99 * s.m / s.n < ratio <= s.m / s.n
