@@ -116,6 +116,18 @@ def test_custom_spec_lints(arch, tmp_path):
 
 # ---- the cycle formula (pure Python; measured == formula is checked in sim/tb_core.py) ----------
 
+@pytest.mark.parametrize("fields,want", [
+    # 6 rows of 4 x 32-bit sums = 128 bits each: 2 fit a 256-bit word, 3 (the next divisor) do not.
+    ({"rows": 6, "cols": 4, "axi_bits": 256}, 2),
+    ({"rows": 6, "cols": 4, "axi_bits": 512}, 3),       # 6 x 128 > 512, 3 x 128 <= 512
+    ({"rows": 5, "cols": 4, "axi_bits": 512}, 1),       # 5 x 128 > 512: only 1 divides 5 and fits
+    ({"rows": 2, "cols": 32, "axi_bits": 512}, 1),      # a row (1024 bits) is wider than the word
+])
+def test_drain_rows_fill_one_axi_word(fields, want):
+    s = make_spec(name="t", **fields)
+    assert s.drain_rows == want
+    render_files(s)                                     # the templates accept it
+
 def test_cycle_formula_shape():
     s = preset("sat_2x8")
     assert beats_per_tile(s, "SPARSE", 17) == 3 and beats_per_tile(s, "DENSE", 17) == 9
