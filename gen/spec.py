@@ -119,12 +119,13 @@ class ArchSpec:
     def drain_rows(self) -> int:
         """Output rows the RTL core sends per result beat: the most that fit one m_axi word.
 
-        The largest divisor of ``rows`` whose result beat (rows x cols x mem_acc_bits) is at most
+        The largest divisor of ``rows`` whose result beat (drain_rows x cols x mem_acc_bits) is at most
         ``axi_bits`` wide (at least 1): a wider beat could not be stored any faster, a narrower one
         makes short reductions wait for the drain (docs/RTL.md).
         """
         row_bits = self.cols * self.mem_acc_bits
-        return max(d for d in range(1, self.rows + 1) if self.rows % d == 0 and (d == 1 or d * row_bits <= self.axi_bits))
+        fits = [d for d in range(2, self.rows + 1) if self.rows % d == 0 and d * row_bits <= self.axi_bits]
+        return max(fits, default=1)
 
     @property
     def ideal_step_speedup(self) -> float:

@@ -27,7 +27,7 @@ __all__ = ["TESTBENCHES", "benchmark_gemm", "run_regression", "measure_cycles", 
 # toplevel module -> cocotb test module
 TESTBENCHES = {"sat_pe": "sim.tb_pe", "sat_array": "sim.tb_array", "sat_prune": "sim.tb_prune",
                "sat_core": "sim.tb_core"}
-# Beats per tile of the sparse benchmark GEMM: many times the R + 2 cycles a tile needs to drain,
+# Beats per tile of the sparse benchmark GEMM: many times the R / drain_rows + 2 cycles a tile needs to drain,
 # so fill/drain is amortized and the ratio approaches M/N.
 BENCH_SPARSE_BEATS = 128
 # The core's tests except the benchmark (which needs its GEMM and output file, see measure_cycles).
