@@ -90,6 +90,21 @@ def run_lib(b: Built, mode: str, rows: int, k: int, cols: int, a_val=None, a_idx
                             _ptr(ff_val), _ptr(ff_idx), _ptr(bp_val), _ptr(bp_idx))
 
 
+def assert_prune_matches_golden(b: Built, w: np.ndarray) -> None:
+    """PRUNE through the library: both compressed copies equal hostpy.golden.prune bit for bit."""
+    spec = b.spec
+    rows, k = w.shape
+    ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+    out = {"ff_val": np.empty_like(ff.values), "bp_val": np.empty_like(bp.values),
+           "ff_idx": np.empty(len(ff.packed_indices()), np.uint8),
+           "bp_idx": np.empty(len(bp.packed_indices()), np.uint8)}
+    assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, **out) == 0
+    np.testing.assert_array_equal(out["ff_val"], ff.values)
+    np.testing.assert_array_equal(out["bp_val"], bp.values)
+    assert out["ff_idx"].tobytes() == ff.packed_indices(), (rows, k)
+    assert out["bp_idx"].tobytes() == bp.packed_indices(), (rows, k)
+
+
 # ---- the make csim flow ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_csim_testbench_is_bit_exact_for_every_case(name, tmp_path):
@@ -212,17 +227,7 @@ def test_library_prune_matches_golden(name):
     lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
     for rows, k in [(spec.m + 3, 2 * spec.m - 1), (2 * spec.m, 5)]:
         w = rng.choice(np.array([lo, hi, -hi, 0, 1, -1, 7, -7]), size=(rows, k)).astype(dt)
-        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
-        ff_val = np.zeros_like(ff.values, dtype=dt)
-        bp_val = np.zeros_like(bp.values, dtype=dt)
-        ff_idx = np.zeros(len(ff.packed_indices()), dtype=np.uint8)
-        bp_idx = np.zeros(len(bp.packed_indices()), dtype=np.uint8)
-        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, ff_val=ff_val, ff_idx=ff_idx, bp_val=bp_val,
-                       bp_idx=bp_idx) == 0
-        np.testing.assert_array_equal(ff_val, ff.values)
-        np.testing.assert_array_equal(bp_val, bp.values)
-        assert ff_idx.tobytes() == ff.packed_indices()
-        assert bp_idx.tobytes() == bp.packed_indices()
+        assert_prune_matches_golden(b, w)
 
 
 @pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "dense"])
@@ -321,14 +326,7 @@ def test_library_matches_golden_on_random_shapes(name):
         assert run_lib(b, "DENSE", rows, k, cols, a_val=w, bmat=x, c=c) == 0
         np.testing.assert_array_equal(c, golden.gemm_dense(w, x, data_bits=spec.data_bits,
                                                            acc_bits=spec.acc_bits))
-        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
-        out = {"ff_val": np.empty_like(ff.values), "bp_val": np.empty_like(bp.values),
-               "ff_idx": np.empty(len(ff.packed_indices()), np.uint8),
-               "bp_idx": np.empty(len(bp.packed_indices()), np.uint8)}
-        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, **out) == 0
-        np.testing.assert_array_equal(out["ff_val"], ff.values)
-        np.testing.assert_array_equal(out["bp_val"], bp.values)
-        assert out["ff_idx"].tobytes() == ff.packed_indices() and out["bp_idx"].tobytes() == bp.packed_indices()
+        assert_prune_matches_golden(b, w)
 
     check()
 
@@ -457,12 +455,4 @@ def test_prune_bp_staging_and_fallback_match_golden(name):
     lo, hi = -(1 << (spec.data_bits - 1)), (1 << (spec.data_bits - 1)) - 1
     for rows, k in _prune_shapes(spec):
         w = rng.choice(np.array([lo, hi, -hi, 0, 1, -1, 7, -7, 3]), size=(rows, k)).astype(dt)
-        ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
-        out = {"ff_val": np.empty_like(ff.values), "bp_val": np.empty_like(bp.values),
-               "ff_idx": np.empty(len(ff.packed_indices()), np.uint8),
-               "bp_idx": np.empty(len(bp.packed_indices()), np.uint8)}
-        assert run_lib(b, "PRUNE", rows, k, 0, a_val=w, **out) == 0
-        np.testing.assert_array_equal(out["ff_val"], ff.values)
-        np.testing.assert_array_equal(out["bp_val"], bp.values)
-        assert out["ff_idx"].tobytes() == ff.packed_indices()
-        assert out["bp_idx"].tobytes() == bp.packed_indices(), (rows, k)
+        assert_prune_matches_golden(b, w)
