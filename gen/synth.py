@@ -63,7 +63,7 @@ def resources(cells: dict[str, int]) -> dict[str, int]:
     }
 
 
-def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print) -> dict:
+def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, label: str = "") -> dict:
     """Synthesize ``top`` from ``sources`` (files inside ``workdir``: the WebAssembly Yosys sees only
     its working directory); returns resources + cells + seconds."""
     workdir = workdir.resolve()
@@ -92,7 +92,7 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print) -> 
     res = resources(cells)
     res["cells"] = cells
     res["seconds"] = round(time.monotonic() - t0, 1)
-    log(f"gen.synth: {top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18 "
+    log(f"gen.synth: {label or top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18 "
         f"({res['seconds']} s)")
     return res
 
@@ -129,7 +129,7 @@ def synth_targets(spec: ArchSpec, targets: list[str], workdir: Path, *, log=prin
         sources = _rtl(files, workdir / target)
         if _needs(top):
             sources = [p for p in sources if p.name in _needs(top)]
-        res = synth_module(sources, top, workdir / target, log=log)
+        res = synth_module(sources, top, workdir / target, log=log, label=f"{target} ({top})")
         multipliers = {"pe": spec.n, "dense_pe": spec.n}.get(target, spec.n * spec.rows * spec.cols)
         if res["dsp"] == 0:
             raise SynthError(f"{target}: no DSP48E2 inferred for its {multipliers} multipliers")
