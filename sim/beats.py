@@ -23,7 +23,7 @@ from hostpy.golden import gemm_dense, gemm_sparse
 from hostpy.nm import NMCompressed
 
 __all__ = ["GemmJob", "sparse_job", "dense_job", "weight_beat_bytes", "act_beat_bytes", "result_beat_bytes",
-           "act_group", "step_of", "beats_per_tile"]
+           "act_group", "step_of", "beats_per_tile", "PruneJob", "prune_job", "prune_lane_bytes"]
 
 
 def act_group(spec: ArchSpec) -> int:
@@ -181,3 +181,67 @@ def dense_job(spec: ArchSpec, a: np.ndarray, b: np.ndarray, rng: np.random.Gener
     expected = gemm_dense(a, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
     return GemmJob(spec, "DENSE", k, (rows, cols), tiles, w_frames,
                    _act_frames(spec, b, spec.n, beats, tiles, rng), expected)
+
+
+# ---- mode PRUNE ------------------------------------------------------------------------------
+
+def prune_lane_bytes(spec: ArchSpec) -> int:
+    """Bytes of one compressed group on m_axis_p: N values, then N packed indices, byte aligned."""
+    return -(-(spec.n * spec.mem_data_bits + spec.n * spec.idx_bits) // 8)
+
+
+@dataclass
+class PruneJob:
+    """One PRUNE job: the dense groups as s_axis_a beats, and the golden compressed groups."""
+
+    spec: ArchSpec
+    order: str                      # "FF" (rows of W along Cin) or "BP" (columns of W along Cout)
+    groups: int                     # real groups; the last beat's spare lanes carry garbage groups
+    a_frame: bytes                  # all input beats
+    expected: NMCompressed          # hostpy.golden.prune's copy for this order
+
+    @property
+    def beats(self) -> int:
+        return -(-self.groups // self.spec.cols)
+
+    def check(self, frame: bytes) -> None:
+        """Compare every compressed group of the m_axis_p frame with the golden copy, bit-exactly."""
+        s = self.spec
+        lane = prune_lane_bytes(s)
+        want_len = self.beats * s.cols * lane
+        if len(frame) != want_len:
+            raise AssertionError(f"{self.order} PRUNE frame has {len(frame)} bytes, expected {want_len}")
+        raw = np.frombuffer(frame, dtype=np.uint8).reshape(-1, lane)[: self.groups]
+        vb = s.n * s.mem_data_bits // 8
+        vals = raw[:, :vb].copy().view(_dtype(s)).reshape(-1, s.n).astype(np.int64)
+        bits = np.unpackbits(raw[:, vb:], axis=1, bitorder="little")[:, : s.n * s.idx_bits]
+        idx = (bits.reshape(-1, s.n, s.idx_bits).astype(np.int64) << np.arange(s.idx_bits)).sum(axis=2)
+        want_v = self.expected.values.reshape(-1, s.n).astype(np.int64)
+        want_i = self.expected.indices.reshape(-1, s.n).astype(np.int64)
+        for name, got, want in (("values", vals, want_v), ("indices", idx, want_i)):
+            if not np.array_equal(got, want):
+                g = int(np.argwhere((got != want).any(axis=1))[0][0])
+                raise AssertionError(f"{self.order} PRUNE {name}: group {g} is {got[g].tolist()}, "
+                                     f"expected {want[g].tolist()}")
+
+
+def prune_job(spec: ArchSpec, w: np.ndarray, order: str, expected: NMCompressed,
+              rng: np.random.Generator) -> PruneJob:
+    """The PRUNE job producing one of W's copies: FF groups rows of W along Cin, BP groups columns
+    of W along Cout (a short last group is zero padded, as hostpy.nm pads it). ``expected`` is
+    the matching copy from hostpy.golden.prune."""
+    if not spec.sparse:
+        raise ValueError(f"{spec.name} is the dense baseline: it has no PRUNE mode")
+    if order not in ("FF", "BP"):
+        raise ValueError(f"order must be 'FF' or 'BP', got {order!r}")
+    lanes = np.asarray(w if order == "FF" else w.T, dtype=np.int64)
+    k = lanes.shape[1]
+    g_per_lane = -(-k // spec.m)
+    padded = np.zeros((lanes.shape[0], g_per_lane * spec.m), dtype=np.int64)
+    padded[:, :k] = lanes
+    groups = padded.reshape(-1, spec.m)                              # lane-major, then along K
+    n = groups.shape[0]
+    beats = -(-n // spec.cols)
+    spare = _garbage(rng, spec, (beats * spec.cols - n, spec.m))     # the core must keep lanes apart
+    data = np.concatenate([groups, spare]).astype(_dtype(spec)).tobytes()
+    return PruneJob(spec, order, n, data, expected)

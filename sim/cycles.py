@@ -12,12 +12,20 @@ must be over, so consecutive tiles are max(B, E + 2) cycles apart. The last tile
 
 The cocotb core testbench measures this (sim/tb_core.py, reports/cycles.json) and
 tests/test_rtl.py checks measured == formula; gen/perf.py builds on this function.
+
+Mode PRUNE streams ceil(groups / C) beats of C dense groups through C sat_prune lanes, one beat
+per cycle; each beat leaves PRUNE_STAGES cycles after it entered:
+
+    prune_cycles = ceil(groups / C) + PRUNE_STAGES
 """
 from __future__ import annotations
 
 from gen.spec import ArchSpec
 
-__all__ = ["beats_per_tile", "result_beats_per_tile", "core_cycles"]
+__all__ = ["beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beats", "prune_cycles", "PRUNE_STAGES"]
+
+# Pipeline stages of sat_prune (magnitudes, ranks, compaction): an RTL structure, not a spec field.
+PRUNE_STAGES = 3
 
 
 def beats_per_tile(spec: ArchSpec, mode: str, k: int) -> int:
@@ -46,3 +54,17 @@ def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
     # Last beat at cycle t: products at t, shadow bank loads at the end of t+1, result beats leave
     # at t+2 .. t+E+1; the bank is busy during t+1 .. t+E+1, so the next last beat waits for t+E+2.
     return b + (tiles - 1) * max(b, e + 2) + e + 1
+
+
+def prune_beats(spec: ArchSpec, groups: int) -> int:
+    """Beats of a PRUNE job over ``groups`` groups of M: C groups (one per column lane) per beat."""
+    if not spec.sparse:
+        raise ValueError(f"{spec.name} is the dense baseline: it has no PRUNE mode")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return -(-groups // spec.cols)
+
+
+def prune_cycles(spec: ArchSpec, groups: int) -> int:
+    """Cycles from the first input beat to the last m_axis_p beat of a PRUNE job over ``groups`` groups."""
+    return prune_beats(spec, groups) + PRUNE_STAGES

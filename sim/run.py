@@ -31,8 +31,8 @@ TESTBENCHES = {"sat_pe": "sim.tb_pe", "sat_array": "sim.tb_array", "sat_prune": 
 # so fill/drain is amortized and the ratio approaches M/N.
 BENCH_SPARSE_BEATS = 128
 # The core's tests except the benchmark (which needs its GEMM and output file, see measure_cycles).
-CORE_FUNCTIONAL_TESTS = ["test_training_passes", "test_random_tiles_back_to_back", "test_extremes",
-                         "test_reset_mid_job", "test_cycles_match_formula"]
+CORE_FUNCTIONAL_TESTS = ["test_training_passes", "test_random_tiles_back_to_back", "test_extremes", "test_prune",
+                         "test_prune_cycles", "test_reset_mid_job", "test_cycles_match_formula"]
 
 
 def benchmark_gemm(spec: ArchSpec) -> tuple[int, int, int]:

@@ -1,4 +1,4 @@
-"""cocotb testbench of sat_core: whole GEMMs through the AXI4-Stream ports, bit-exact vs hostpy.
+"""cocotb testbench of sat_core: whole GEMMs and PRUNE jobs through the AXI4-Stream ports, bit-exact vs hostpy.
 
 Every functional test runs with random idle cycles on both input streams and random
 backpressure on the result stream; the cycle measurement runs without stalls. Environment:
@@ -18,8 +18,8 @@ from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
 from gen.regmap import MODES
 from hostpy import golden
 from hostpy.nm import NMCompressed, compress
-from sim.beats import GemmJob, dense_job, sparse_job
-from sim.cycles import core_cycles
+from sim.beats import GemmJob, PruneJob, dense_job, prune_job, sparse_job
+from sim.cycles import core_cycles, prune_cycles
 from sim.tb_common import CLOCK_NS, cases, pulse_reset, quiet_logs, random_pauses, rng_for, signed_range, spec_under_test, start_clock
 
 
@@ -34,7 +34,11 @@ class CoreTB:
         self.w_src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_w"), dut.clk, dut.rst)
         self.a_src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_a"), dut.clk, dut.rst)
         self.c_sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_c"), dut.clk, dut.rst)
-        quiet_logs(self.w_src, self.a_src, self.c_sink)
+        # m_axis_p (compressed groups of mode PRUNE) exists on sparse cores only.
+        self.p_sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_p"), dut.clk, dut.rst) \
+            if self.spec.sparse else None
+        self.sinks = [self.c_sink] + ([self.p_sink] if self.p_sink else [])
+        quiet_logs(self.w_src, self.a_src, *self.sinks)
         dut.start.value = 0
         dut.mode.value = 0
         dut.k_len.value = 0
@@ -55,9 +59,12 @@ class CoreTB:
             await RisingEdge(d.clk)
             self.cycle += 1
             await ReadOnly()          # settled values of this cycle: they are sampled at the next edge
-            if d.s_axis_w_tvalid.value == 1 and d.s_axis_w_tready.value == 1 and self.first_in is None:
+            # GEMM beats take both input streams, PRUNE beats only s_axis_a.
+            if d.s_axis_a_tvalid.value == 1 and d.s_axis_a_tready.value == 1 and self.first_in is None:
                 self.first_in = self.cycle
             if d.m_axis_c_tvalid.value == 1 and d.m_axis_c_tready.value == 1:
+                self.last_out = self.cycle
+            if self.p_sink and d.m_axis_p_tvalid.value == 1 and d.m_axis_p_tready.value == 1:
                 self.last_out = self.cycle
             if d.start_error.value == 1:
                 self.start_errors += 1
@@ -68,7 +75,8 @@ class CoreTB:
     def set_stalls(self, p_idle: float, p_backpressure: float):
         self.w_src.set_pause_generator(random_pauses(self.rng, p_idle))
         self.a_src.set_pause_generator(random_pauses(self.rng, p_idle))
-        self.c_sink.set_pause_generator(random_pauses(self.rng, p_backpressure))
+        for sink in self.sinks:
+            sink.set_pause_generator(random_pauses(self.rng, p_backpressure))
 
     def random_stalls(self):
         self.set_stalls(float(self.rng.uniform(0.1, 0.5)), float(self.rng.uniform(0.1, 0.5)))
@@ -76,10 +84,10 @@ class CoreTB:
     async def reset(self):
         # Clear before and after: a beat sampled at the edge the reset is applied may still
         # complete a frame in the sink.
-        for q in (self.w_src, self.a_src, self.c_sink):
+        for q in (self.w_src, self.a_src, *self.sinks):
             q.clear()
         await pulse_reset(self.dut)
-        for q in (self.w_src, self.a_src, self.c_sink):
+        for q in (self.w_src, self.a_src, *self.sinks):
             q.clear()
 
     async def start(self, mode_code: int, k: int, tiles: int):
@@ -108,8 +116,35 @@ class CoreTB:
             await RisingEdge(self.dut.clk)
         return job.assemble(frames)
 
+    async def run_prune(self, job: PruneJob) -> bytes:
+        """One PRUNE job (n_tiles = its beats, k_len ignored): the whole m_axis_p frame."""
+        await self.start(MODES["PRUNE"], 0, job.beats)
+        await self.a_src.send(job.a_frame)
+        limit_cycles = 1000 + 20 * job.beats
+        frame = await with_timeout(self.p_sink.recv(), limit_cycles * CLOCK_NS, "ns")
+        while self.dut.busy.value == 1:
+            await RisingEdge(self.dut.clk)
+        return bytes(frame.tdata)
+
+    async def check_prune(self, w: np.ndarray, what: str) -> list[PruneJob]:
+        """Both copies of W (FF and BP order) through PRUNE, every group bit-exact vs golden.prune."""
+        s = self.spec
+        w_ff, w_bp = golden.prune(w, s.n, s.m, data_bits=s.data_bits)
+        jobs = [prune_job(s, w, "FF", w_ff, self.rng), prune_job(s, w, "BP", w_bp, self.rng)]
+        for job in jobs:
+            job.check(await self.run_prune(job))
+            self.dut._log.info("%s: PRUNE %s order of W %s, %d groups bit-exact", what, job.order, w.shape,
+                               job.groups)
+        return jobs
+
     def random_operand(self, shape, kind: str = "random") -> np.ndarray:
         lo, hi = signed_range(self.spec.data_bits)
+        if kind == "tied":
+            # Equal magnitudes everywhere, and -2^(d-1) next to 2^(d-1)-1 (one apart in magnitude).
+            v = int(self.rng.integers(1, hi + 1))
+            return self.rng.choice([lo, hi, -hi, v, -v, 0], size=shape).astype(np.int64)
+        if kind == "zero":
+            return np.zeros(shape, dtype=np.int64)
         if kind == "max":
             return np.full(shape, hi, dtype=np.int64)
         if kind == "min":
@@ -233,8 +268,11 @@ async def test_reset_mid_job(dut):
         job = tb.job(mode, tb.random_operand((rows, k)), tb.random_operand((k, cols)))
         await tb.check(job, "after reset")
     # Refused starts: unsupported mode, K = 0, K > max_k, no tiles. Nothing may start.
-    bad_modes = [v for name, v in MODES.items() if name not in tb.modes] + [(1 << len(dut.mode)) - 1]
+    supported = tb.modes + (["PRUNE"] if s.sparse else [])
+    bad_modes = [v for name, v in MODES.items() if name not in supported] + [(1 << len(dut.mode)) - 1]
     cases = [(MODES["DENSE"], 0, 1), (MODES["DENSE"], 4, 0)] + [(m, 4, 1) for m in bad_modes]
+    if s.sparse:
+        cases.append((MODES["PRUNE"], 4, 0))          # a PRUNE job of no beats
     if s.max_k + 1 < 2 ** len(dut.k_len):
         cases.append((MODES["DENSE"], s.max_k + 1, 1))
     for mode_code, k, tiles in cases:
@@ -247,6 +285,62 @@ async def test_reset_mid_job(dut):
         assert tb.start_errors == before + 1, f"start_error must pulse once for mode={mode_code}, k={k}, tiles={tiles}"
     job = tb.job(tb.modes[0], tb.random_operand((s.rows, 5)), tb.random_operand((5, s.cols)))
     await tb.check(job, "after refused starts")
+
+
+@cocotb.test()
+async def test_prune(dut):
+    """Mode PRUNE: both copies of random, tied and all-zero W bit-exact vs hostpy.golden.prune under
+    random idle/backpressure, jobs back to back between GEMM jobs; the dense baseline refuses it."""
+    tb = CoreTB(dut, "test_prune")
+    await tb.reset()
+    tb.random_stalls()
+    s = tb.spec
+    if not s.sparse:
+        before = tb.start_errors
+        await tb.start(MODES["PRUNE"], 4, 1)
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        assert dut.busy.value == 0, "the dense baseline must refuse PRUNE"
+        await RisingEdge(dut.clk)
+        assert tb.start_errors == before + 1, "start_error must pulse for PRUNE on the dense baseline"
+        return
+    kinds = ["random", "tied", "zero", "edges"]
+    for i in range(cases(2)):
+        for kind in kinds:
+            # Cout and Cin often not multiples of M (short last groups) or of C (spare lanes).
+            cout = int(tb.rng.integers(1, 3 * s.m + 1))
+            cin = int(tb.rng.integers(1, 3 * s.m + 1))
+            w = tb.random_operand((cout, cin), kind)
+            await tb.check_prune(w, f"{kind} #{i}")
+    # Back to back with GEMM jobs: PRUNE between two GEMMs leaves both bit-exact.
+    for mode in tb.modes:
+        rows, k, cols = 2 * s.rows - 1, 2 * s.m + 3, s.cols + 1
+        await tb.check(tb.job(mode, tb.random_operand((rows, k)), tb.random_operand((k, cols))), "before PRUNE")
+        await tb.check_prune(tb.random_operand((s.m + 1, 2 * s.m)), "between GEMMs")
+        await tb.check(tb.job(mode, tb.random_operand((rows, k)), tb.random_operand((k, cols))), "after PRUNE")
+
+
+@cocotb.test()
+async def test_prune_cycles(dut):
+    """Without stalls a PRUNE job takes sim/cycles.py:prune_cycles (first input to last output beat)."""
+    tb = CoreTB(dut, "test_prune_cycles")
+    s = tb.spec
+    if not s.sparse:
+        # No PRUNE mode (test_prune checks the refusal), so no compressed-group stream either.
+        assert not hasattr(dut, "m_axis_p_tvalid"), "the dense baseline must not have m_axis_p"
+        return
+    await tb.reset()
+    tb.set_stalls(0.0, 0.0)
+    for cout, cin in ((1, 1), (s.m, s.m), (2 * s.m + 1, 3 * s.m - 1), (4 * s.m, 8 * s.m)):
+        w = tb.random_operand((cout, cin))
+        w_ff, _ = golden.prune(w, s.n, s.m, data_bits=s.data_bits)
+        job = prune_job(s, w, "FF", w_ff, tb.rng)
+        tb.clear_marks()
+        job.check(await tb.run_prune(job))
+        measured = tb.last_out - tb.first_in + 1
+        want = prune_cycles(s, job.groups)
+        assert measured == want, f"PRUNE of W {w.shape} ({job.groups} groups): measured {measured}, formula {want}"
+        dut._log.info("cycles PRUNE W %s, %d groups: %d (= formula)", w.shape, job.groups, measured)
 
 
 async def _measure(tb: CoreTB, job: GemmJob) -> int:

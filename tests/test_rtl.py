@@ -16,7 +16,7 @@ import pytest
 
 from gen.render import generate, render_files
 from gen.spec import make_spec, preset, spec_to_dict
-from sim.cycles import beats_per_tile, core_cycles
+from sim.cycles import PRUNE_STAGES, beats_per_tile, core_cycles, prune_beats, prune_cycles
 
 REPO = Path(__file__).resolve().parent.parent
 CI_PRESETS = ["sat_2x8", "sat_2x4", "sat_1x16", "dense"]
@@ -157,6 +157,19 @@ def test_cycle_formula_shape():
         core_cycles(s, "DENSE", 0, 1)
     with pytest.raises(ValueError, match="tiles"):
         core_cycles(s, "DENSE", 8, 0)
+
+
+def test_prune_cycle_formula_shape():
+    """PRUNE: C groups per beat, one beat per cycle, plus sat_prune's pipeline (measured in tb_core)."""
+    s = preset("sat_2x8")
+    assert prune_beats(s, 1) == 1 and prune_beats(s, s.cols) == 1 and prune_beats(s, s.cols + 1) == 2
+    assert prune_cycles(s, 1) == 1 + PRUNE_STAGES
+    assert prune_cycles(s, 10 * s.cols) - prune_cycles(s, 9 * s.cols) == 1
+    assert "sat_prune" in render_files(s)["rtl/sat_core.sv"].decode()       # the core instantiates the lanes
+    with pytest.raises(ValueError, match="dense baseline"):
+        prune_cycles(preset("dense"), 8)
+    with pytest.raises(ValueError, match="groups"):
+        prune_cycles(s, 0)
 
 
 # ---- cocotb on Verilator ---------------------------------------------------------------------
