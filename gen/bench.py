@@ -223,6 +223,15 @@ def resource_report(spec: ArchSpec, out: Path, batch: int, schedule: Schedule = 
 
 # ---- plots ------------------------------------------------------------------------------------
 
+def _save(fig, path: Path) -> str:
+    """Write a finished figure as PNG (no software stamp, so reruns are byte-stable) and close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
 def write_plots(report: dict, reports_dir: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -247,11 +256,7 @@ def write_plots(report: dict, reports_dir: Path) -> list[str]:
     ax.set_title("BDWP speedup vs N:M (same accelerator, dense mode as baseline)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = reports_dir / "speedup_vs_nm.png"
-    fig.savefig(p, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    written.append(p.name)
+    written.append(_save(fig, reports_dir / "speedup_vs_nm.png"))
 
     # 2. Per-layer utilization of every network (dense and BDWP).
     nets = report["networks"]
@@ -267,11 +272,7 @@ def write_plots(report: dict, reports_dir: Path) -> list[str]:
         ax.set_ylabel("PE utilization")
         ax.set_title(f"{net}: multiplier utilization per layer")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = reports_dir / "layer_utilization.png"
-    fig.savefig(p, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    written.append(p.name)
+    written.append(_save(fig, reports_dir / "layer_utilization.png"))
 
     # 3. Time breakdown: dense vs BDWP step per network, stacked by FF/BP/WU/PRUNE/transfer.
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -293,11 +294,7 @@ def write_plots(report: dict, reports_dir: Path) -> list[str]:
     ax.set_ylabel("cycles / dense step cycles")
     ax.set_title("Where the time goes (normalised to each network's dense step)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = reports_dir / "time_breakdown.png"
-    fig.savefig(p, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    written.append(p.name)
+    written.append(_save(fig, reports_dir / "time_breakdown.png"))
     return written
 
 

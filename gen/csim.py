@@ -29,6 +29,7 @@ import numpy as np
 
 from hostpy import golden, nm
 
+from .atomic import write_tree
 from .regmap import MODES, kernel_args
 from .spec import ArchSpec, SpecError, load_spec
 
@@ -266,25 +267,9 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
 def write_vectors(spec: ArchSpec, vec_dir: str | Path, cases: list[Case]) -> Path:
     """Write the case files and ``cases.txt`` into ``vec_dir``, replacing it atomically."""
     vec_dir = Path(vec_dir).resolve()
-    vec_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{vec_dir.name}.tmp-", dir=vec_dir.parent))
-    try:
-        names = []
-        for case in cases:
-            fname = f"{case.name}.bin"
-            (tmp / fname).write_bytes(case.to_bytes(spec))
-            names.append(fname)
-        (tmp / "cases.txt").write_text("".join(f"{n}\n" for n in names))
-        old = None
-        if vec_dir.exists():
-            old = vec_dir.parent / f".{vec_dir.name}.old-{os.getpid()}"
-            os.replace(vec_dir, old)
-        os.replace(tmp, vec_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    files = {f"{case.name}.bin": case.to_bytes(spec) for case in cases}
+    files["cases.txt"] = "".join(f"{case.name}.bin\n" for case in cases).encode()
+    write_tree(vec_dir, files)
     return vec_dir
 
 

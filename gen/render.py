@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import jinja2
 
 from . import __version__
+from .atomic import write_tree
 from .regmap import kernel_args, regmap
 from .spec import ArchSpec, spec_to_json
 
@@ -106,26 +104,6 @@ def generate(spec: ArchSpec, out: str | Path, *, log=print) -> dict[str, bytes]:
     if _up_to_date(out, files):
         log(f"satgen: {out} is up to date ({len(files)} files for {spec.name})")
         return files
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for rel, data in sorted(files.items()):
-            dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data)
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            for keep in PRESERVED:       # build products and reports survive a regeneration
-                if (out / keep).exists() and not (tmp / keep).exists():
-                    os.replace(out / keep, tmp / keep)
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_tree(out, files, keep=PRESERVED)       # build products and reports survive a regeneration
     log(f"satgen: wrote {len(files)} files for {spec.name} to {out}")
     return files
