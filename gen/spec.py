@@ -30,16 +30,27 @@ class SpecError(ValueError):
 # Boards we know how to build for: part number and which flow ships the kernel to the board.
 #   xrt  -> v++ link into an .xclbin, driven by XRT (Alveo / VCU1525 data-center cards)
 #   pynq -> Vivado block design (Zynq PS + kernel) into .bit + .hwh, driven by PYNQ
-BOARDS: dict[str, dict[str, str]] = {
+# banks: the memory channels an m_axi bundle can be mapped to (v++ `sp=` targets on xrt boards, the
+# PS high-performance slave ports on pynq boards); gen.regmap.memory_bank spreads bundles over them.
+_DDR4 = ("DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]")
+_HP_MPSOC = ("S_AXI_HP0_FPD", "S_AXI_HP1_FPD", "S_AXI_HP2_FPD", "S_AXI_HP3_FPD")
+BOARDS: dict[str, dict] = {
     "vcu1525": {"part": "xcvu9p-fsgd2104-2L-e", "flow": "xrt",
-                "platform": "xilinx_vcu1525_xdma_201830_1"},
-    "u200": {"part": "xcu200-fsgd2104-2-e", "flow": "xrt", "platform": "xilinx_u200_gen3x16_xdma_2_202110_1"},
-    "u250": {"part": "xcu250-figd2104-2L-e", "flow": "xrt", "platform": "xilinx_u250_gen3x16_xdma_4_1_202210_1"},
-    "u280": {"part": "xcu280-fsvh2892-2L-e", "flow": "xrt", "platform": "xilinx_u280_gen3x16_xdma_1_202211_1"},
-    "kv260": {"part": "xck26-sfvc784-2LV-c", "flow": "pynq", "platform": "xilinx.com:kv260_som:part0:1.4"},
-    "zcu104": {"part": "xczu7ev-ffvc1156-2-e", "flow": "pynq", "platform": "xilinx.com:zcu104:part0:1.1"},
-    "zcu102": {"part": "xczu9eg-ffvb1156-2-e", "flow": "pynq", "platform": "xilinx.com:zcu102:part0:3.4"},
-    "pynq-z2": {"part": "xc7z020clg400-1", "flow": "pynq", "platform": "tul.com.tw:pynq-z2:part0:1.0"},
+                "platform": "xilinx_vcu1525_xdma_201830_1", "banks": _DDR4},
+    "u200": {"part": "xcu200-fsgd2104-2-e", "flow": "xrt", "platform": "xilinx_u200_gen3x16_xdma_2_202110_1",
+             "banks": _DDR4},
+    "u250": {"part": "xcu250-figd2104-2L-e", "flow": "xrt", "platform": "xilinx_u250_gen3x16_xdma_4_1_202210_1",
+             "banks": _DDR4},
+    "u280": {"part": "xcu280-fsvh2892-2L-e", "flow": "xrt", "platform": "xilinx_u280_gen3x16_xdma_1_202211_1",
+             "banks": ("HBM[0]", "HBM[1]", "HBM[2]", "HBM[3]")},
+    "kv260": {"part": "xck26-sfvc784-2LV-c", "flow": "pynq", "platform": "xilinx.com:kv260_som:part0:1.4",
+              "banks": _HP_MPSOC},
+    "zcu104": {"part": "xczu7ev-ffvc1156-2-e", "flow": "pynq", "platform": "xilinx.com:zcu104:part0:1.1",
+               "banks": _HP_MPSOC},
+    "zcu102": {"part": "xczu9eg-ffvb1156-2-e", "flow": "pynq", "platform": "xilinx.com:zcu102:part0:3.4",
+               "banks": _HP_MPSOC},
+    "pynq-z2": {"part": "xc7z020clg400-1", "flow": "pynq", "platform": "tul.com.tw:pynq-z2:part0:1.0",
+                "banks": ("S_AXI_HP0", "S_AXI_HP1", "S_AXI_HP2", "S_AXI_HP3")},
 }
 
 MAX_M = 16

@@ -30,7 +30,8 @@ from .device import Device, KernelCall
 from .errors import (BackendUnavailableError, DTypeError, FixedPointOverflowError, NotNMError, ShapeError,
                      UnsupportedOperationError)
 from .golden import wrap
-from .nm import NMCompressed, compress, decompress, is_nm, pack_indices, unpack_indices
+from .abi import Abi
+from .nm import NMCompressed, compress, decompress, is_nm
 
 __all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
 
@@ -66,6 +67,7 @@ class Accelerator:
             raise ShapeError(f"tile k={tile[1]} must be at least M={s.m} (k tiles hold whole N:M groups)")
         self.tile = tile
         self.calls = 0          # kernel invocations so far (tiling is visible in tests and benchmarks)
+        self.abi = Abi(self.spec)   # the memory layout of every operand (hostpy/abi.py)
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -168,14 +170,13 @@ class Accelerator:
             r1 = min(rows, r0 + rt)
             for k0 in range(0, k, kt):
                 k1 = min(k, k0 + kt)
-                out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, np.ascontiguousarray(wd[r0:r1, k0:k1]).ravel()))
+                out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, self.abi.pack_grouped(wd[r0:r1, k0:k1], s.rows)))
                 gk, gr = -(-(k1 - k0) // s.m), -(-(r1 - r0) // s.m)
-                ff_v[r0:r1, k0 // s.m:k0 // s.m + gk] = out["ff_val"].reshape(r1 - r0, gk, s.n)
-                ff_i[r0:r1, k0 // s.m:k0 // s.m + gk] = unpack_indices(
-                    out["ff_idx"].tobytes(), s.m, (r1 - r0) * gk * s.n).reshape(r1 - r0, gk, s.n)
-                bp_v[k0:k1, r0 // s.m:r0 // s.m + gr] = out["bp_val"].reshape(k1 - k0, gr, s.n)
-                bp_i[k0:k1, r0 // s.m:r0 // s.m + gr] = unpack_indices(
-                    out["bp_idx"].tobytes(), s.m, (k1 - k0) * gr * s.n).reshape(k1 - k0, gr, s.n)
+                # FF copy: lanes = rows of W; BP copy: lanes = columns of W (both in lane tiles of R).
+                ff_v[r0:r1, k0 // s.m:k0 // s.m + gk], ff_i[r0:r1, k0 // s.m:k0 // s.m + gk] = \
+                    self.abi.unpack_compressed(out["ff_val"], out["ff_idx"], r1 - r0, k1 - k0, s.rows)
+                bp_v[k0:k1, r0 // s.m:r0 // s.m + gr], bp_i[k0:k1, r0 // s.m:r0 // s.m + gr] = \
+                    self.abi.unpack_compressed(out["bp_val"], out["bp_idx"], k1 - k0, r1 - r0, s.rows)
         return PrunedWeight(ff=NMCompressed(ff_v, ff_i, s.n, s.m, 1, (rows, k)),
                             bp=NMCompressed(bp_v, bp_i, s.n, s.m, 0, (rows, k)))
 
@@ -205,6 +206,7 @@ class Accelerator:
     # ---- the two GEMM modes, tiled --------------------------------------------------------------
     def gemm(self, a, b) -> np.ndarray:
         """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode)."""
+        s = self.spec
         a = self._check_int(a, "A")
         b = self._check_int(b, "B")
         if a.shape[1] != b.shape[0]:
@@ -212,8 +214,8 @@ class Accelerator:
         rows, k = a.shape
 
         def call(r0, r1, k0, k1, c0, c1):
-            return KernelCall("DENSE", r1 - r0, k1 - k0, c1 - c0, np.ascontiguousarray(a[r0:r1, k0:k1]).ravel(),
-                              None, np.ascontiguousarray(b[k0:k1, c0:c1]).ravel())
+            return KernelCall("DENSE", r1 - r0, k1 - k0, c1 - c0, self.abi.pack_grouped(a[r0:r1, k0:k1], s.rows),
+                              None, self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
         return self._tiled(rows, k, b.shape[1], self.tile[1], call)
 
     def gemm_sparse(self, a: NMCompressed, b) -> np.ndarray:
@@ -228,10 +230,9 @@ class Accelerator:
 
         def call(r0, r1, k0, k1, c0, c1):
             g0, g1 = k0 // s.m, -(-k1 // s.m)
-            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0,
-                              np.ascontiguousarray(a.values[r0:r1, g0:g1]).ravel(),
-                              np.frombuffer(pack_indices(a.indices[r0:r1, g0:g1], s.m), np.uint8),
-                              np.ascontiguousarray(b[k0:k1, c0:c1]).ravel())
+            a_val, a_idx = self.abi.pack_compressed(a.values[r0:r1, g0:g1], a.indices[r0:r1, g0:g1], s.rows)
+            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx,
+                              self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
         return self._tiled(rows, k, b.shape[1], _round_down(self.tile[1], s.m), call)
 
     def _tiled(self, rows: int, k: int, cols: int, kt: int, make_call) -> np.ndarray:
@@ -245,7 +246,7 @@ class Accelerator:
                 for k0 in range(0, k, kt):
                     k1 = min(k, k0 + kt)
                     res = self._run(make_call(r0, r1, k0, k1, c0, c1))["c"]
-                    acc += res.reshape(r1 - r0, c1 - c0).astype(np.int64)
+                    acc += self.abi.unpack_result(res, r1 - r0, c1 - c0).astype(np.int64)
                 out[r0:r1, c0:c1] = wrap(acc, self.spec.acc_bits)
         return out.astype(self.arch.acc_dtype)
 

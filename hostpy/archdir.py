@@ -20,8 +20,9 @@ from .errors import ArchError, RegmapVersionError
 
 __all__ = ["REGMAP_VERSION", "Arch", "load_arch"]
 
-REGMAP_VERSION = 1
-_REQUIRED_REGMAP_KEYS = ("regmap_version", "kernel", "arch", "control", "args", "modes", "operand", "nm", "limits")
+REGMAP_VERSION = 2
+_REQUIRED_REGMAP_KEYS = ("regmap_version", "kernel", "arch", "control", "args", "modes", "operand", "nm", "limits",
+                         "status_bits", "abi")
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
 """The ``Device`` protocol: one kernel invocation, as every backend executes it.
 
 A backend receives a :class:`KernelCall` that is already validated and within the kernel's
-per-call limits (the :class:`hostpy.accel.Accelerator` front end checks and tiles), and returns
-the kernel's outputs as NumPy arrays. The call mirrors the kernel's argument list (regmap.json):
+per-call limits (the :class:`hostpy.accel.Accelerator` front end checks, tiles and lays the
+operands out), and returns the kernel's output buffers. Every buffer is raw bytes (uint8) in the
+memory ABI v2 layout of hostpy.abi, a whole number of AXI words; the call mirrors the kernel's
+argument list (regmap.json):
 
-=======  ===========================================  ==========================================
-mode     inputs                                       outputs
-=======  ===========================================  ==========================================
-SPARSE   a_val [rows*G*N], a_idx packed, b [k*cols]   c [rows*cols]
-DENSE    a_val [rows*k], b [k*cols]                   c [rows*cols]
-PRUNE    a_val = dense W [rows*k]                     ff_val/ff_idx (groups along k),
-                                                      bp_val/bp_idx (groups along rows)
-=======  ===========================================  ==========================================
+=======  ================================================  ==================================
+mode     inputs                                            outputs
+=======  ================================================  ==================================
+SPARSE   a_val/a_idx compressed(A, R), b grouped(B^T, C)    c: R x C result tiles
+DENSE    a_val grouped(A, R), b grouped(B^T, C)             c: R x C result tiles
+PRUNE    a_val grouped(W, R)                               ff_val/ff_idx compressed(W, R) along k,
+                                                           bp_val/bp_idx compressed(W^T, R)
+=======  ================================================  ==================================
 
-G = ceil(k/M) for SPARSE/ff, ceil(rows/M) for bp. Packed indices: hostpy.nm.pack_indices layout.
+After the kernel ends, its ``status`` register says whether it ran the job (:func:`check_status`).
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .abi import Abi
 from .archdir import Arch
+from .errors import KernelError
 
-__all__ = ["KernelCall", "Device", "output_layout", "BufferPool"]
+__all__ = ["KernelCall", "Device", "output_layout", "scalar_values", "check_status", "aligned_bytes", "BufferPool"]
 
 
 @dataclass(frozen=True)
@@ -33,24 +37,50 @@ class KernelCall:
     rows: int
     k: int
     cols: int
-    a_val: np.ndarray               # flat, arch data dtype
-    a_idx: np.ndarray | None = None  # flat uint8 (SPARSE)
-    b: np.ndarray | None = None     # flat, arch data dtype (SPARSE, DENSE)
+    a_val: np.ndarray               # uint8, ABI v2 bytes
+    a_idx: np.ndarray | None = None  # uint8, ABI v2 bytes (SPARSE)
+    b: np.ndarray | None = None     # uint8, ABI v2 bytes (SPARSE, DENSE)
+    n: int | None = None            # kept weights per group (SPARSE/PRUNE); None = the spec's n
 
-
-def _packed_bytes(count: int, idx_bits: int) -> int:
-    return -(-count * idx_bits // 8)
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The input buffers this call passes, by argument name."""
+        return {name: buf for name, buf in (("a_val", self.a_val), ("a_idx", self.a_idx), ("b", self.b))
+                if buf is not None}
 
 
 def output_layout(arch: Arch, call: KernelCall) -> dict[str, tuple[int, np.dtype]]:
-    """Name -> (element count, dtype) of every output buffer the call writes."""
-    s = arch.spec
-    if call.mode == "PRUNE":
-        ff_count = call.rows * -(-call.k // s.m) * s.n
-        bp_count = call.k * -(-call.rows // s.m) * s.n
-        return {"ff_val": (ff_count, arch.data_dtype), "ff_idx": (_packed_bytes(ff_count, s.idx_bits), np.dtype(np.uint8)),
-                "bp_val": (bp_count, arch.data_dtype), "bp_idx": (_packed_bytes(bp_count, s.idx_bits), np.dtype(np.uint8))}
-    return {"c": (call.rows * call.cols, arch.acc_dtype)}
+    """Name -> (byte count, uint8) of every output buffer the call writes (hostpy.abi sizes)."""
+    sizes = Abi(arch.spec).call_bytes(call.mode, call.rows, call.k, call.cols, call.n)
+    return {name: (nbytes, np.dtype(np.uint8)) for name, nbytes in sizes.items()
+            if name in arch.arg_names and arch.arg(name)["direction"] == "out"}
+
+
+def scalar_values(arch: Arch, call: KernelCall) -> dict[str, int]:
+    """Values of the scalar input registers of ``call`` (mode code, sizes, n)."""
+    return {"mode": arch.mode_code(call.mode), "rows": call.rows, "k": call.k, "cols": call.cols,
+            "n": arch.spec.n if call.n is None else int(call.n)}
+
+
+def check_status(arch: Arch, status: int, call: KernelCall) -> None:
+    """Raise :class:`KernelError` naming every reason when the kernel refused ``call`` (status != 0)."""
+    status = int(status)
+    if status == 0:
+        return
+    bits = arch.regmap["status_bits"]
+    names = [name for name, bit in sorted(bits.items(), key=lambda kv: kv[1]) if status >> bit & 1]
+    unknown = status & ~sum(1 << b for b in bits.values())
+    if unknown:
+        names.append(f"unknown bits 0x{unknown:x}")
+    raise KernelError(f"{arch.spec.name}: the kernel refused {call.mode} rows={call.rows} k={call.k} "
+                      f"cols={call.cols} n={scalar_values(arch, call)['n']}: status 0x{status:x} "
+                      f"({', '.join(names)})")
+
+
+def aligned_bytes(nbytes: int, align: int) -> np.ndarray:
+    """A zeroed uint8 buffer of ``nbytes`` whose address is a multiple of ``align`` (an AXI word)."""
+    raw = np.zeros(nbytes + align, np.uint8)
+    skip = (-raw.ctypes.data) % align
+    return raw[skip:skip + nbytes]
 
 
 class Device(abc.ABC):

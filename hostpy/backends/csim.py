@@ -5,11 +5,14 @@ re-implementation. ``gen.csim.build_csim_library`` compiles (and caches) it; it 
 so ``gen`` is imported only here and only when no prebuilt ``library`` path is given.
 C API (docs/ARCHITECTURE.md)::
 
-    int satgen_run(uint32_t mode, uint32_t rows, uint32_t k, uint32_t cols,
-                   const void *a_val, const uint8_t *a_idx, const void *b, void *c,
-                   void *ff_val, uint8_t *ff_idx, void *bp_val, uint8_t *bp_idx);
+    uint32_t satgen_run(uint32_t mode, uint32_t rows, uint32_t k, uint32_t cols, uint32_t n,
+                        const void *a_val, const void *a_idx, const void *b, void *c,
+                        void *ff_val, void *ff_idx, void *bp_val, void *bp_idx);   // -> status register
     const char *satgen_arch(void);
     int satgen_regmap_version(void);
+
+Buffers are memory ABI v2 bytes (hostpy.abi), each at an address that is a multiple of the AXI
+word, as on a board: inputs are copied into word-aligned pooled buffers first.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..archdir import REGMAP_VERSION, Arch
-from ..device import BufferPool, Device, KernelCall, output_layout
+from ..device import BufferPool, Device, KernelCall, aligned_bytes, check_status, output_layout, scalar_values
 from ..errors import ArchMismatchError, BackendUnavailableError, KernelError, RegmapVersionError
 
 _PTR_ARGS = ("a_val", "a_idx", "b", "c", "ff_val", "ff_idx", "bp_val", "bp_idx")
@@ -43,8 +46,8 @@ def load_library(path: Path, arch: Arch) -> ctypes.CDLL:
         lib = ctypes.CDLL(str(path))
     except OSError as e:
         raise BackendUnavailableError(f"cannot load C-simulation library {path}: {e}") from e
-    lib.satgen_run.restype = ctypes.c_int
-    lib.satgen_run.argtypes = [ctypes.c_uint32] * 4 + [ctypes.c_void_p] * len(_PTR_ARGS)
+    lib.satgen_run.restype = ctypes.c_uint32
+    lib.satgen_run.argtypes = [ctypes.c_uint32] * 5 + [ctypes.c_void_p] * len(_PTR_ARGS)
     lib.satgen_arch.restype = ctypes.c_char_p
     lib.satgen_arch.argtypes = []
     lib.satgen_regmap_version.restype = ctypes.c_int
@@ -70,18 +73,20 @@ class CsimDevice(Device):
         super().__init__(arch)
         self.library = Path(library) if library is not None else build_library(arch)
         self._lib = load_library(self.library, arch)
-        self._pool = BufferPool(lambda count, dtype: np.zeros(count, dtype))
+        word = arch.regmap["abi"]["word_bytes"]
+        self._pool = BufferPool(lambda count, dtype: aligned_bytes(count * np.dtype(dtype).itemsize, word).view(dtype))
 
     def execute(self, call: KernelCall) -> dict[str, np.ndarray]:
+        args: dict[str, np.ndarray] = {}
+        for name, data in call.inputs().items():
+            buf = self._pool.get(name, data.size, np.uint8)
+            buf[:data.size] = data
+            args[name] = buf
         outs = {name: self._pool.get(name, count, dtype)[:count] for name, (count, dtype)
                 in output_layout(self.arch, call).items()}
-        args = {"a_val": call.a_val, "a_idx": call.a_idx, "b": call.b, **outs}
-        for name in ("a_val", "b"):
-            if args[name] is not None:
-                args[name] = np.ascontiguousarray(args[name], dtype=self.arch.data_dtype)
-        rc = self._lib.satgen_run(self.arch.mode_code(call.mode), call.rows, call.k, call.cols,
-                                  *(_ptr(args.get(n)) for n in _PTR_ARGS))
-        if rc != 0:
-            raise KernelError(f"satgen_run({call.mode}, rows={call.rows}, k={call.k}, cols={call.cols}) "
-                              f"returned {rc}: arguments outside the limits of {self.arch.spec.name}")
+        args.update(outs)
+        sc = scalar_values(self.arch, call)
+        status = self._lib.satgen_run(sc["mode"], sc["rows"], sc["k"], sc["cols"], sc["n"],
+                                      *(_ptr(args.get(n)) for n in _PTR_ARGS))
+        check_status(self.arch, status, call)
         return {name: buf.copy() for name, buf in outs.items()}
