@@ -203,6 +203,29 @@ def test_cycles_report(arch):
     assert report["ratio"] >= 0.95 * ideal
 
 
+@pytest.mark.parametrize("arch", ["sat_2x8", "dense"])
+def test_kernel_cycles_report(arch):
+    """sat_kernel end to end (ap_start -> ap_done) on the core benchmark's GEMM, 64-cycle read latency, no
+    pauses: never faster than the core's own cycle count, and close to it (the memory side hides its
+    latency behind the tiles); at 2:8 the dense/sparse ratio is near M/N."""
+    from sim.run import benchmark_gemm, measure_kernel_cycles
+
+    _verilator()
+    spec = preset(arch)
+    gemm = benchmark_gemm(spec)
+    report = measure_kernel_cycles(generated(arch), spec, [gemm], read_latency=64)
+    tiles = -(-gemm[0] // spec.rows) * -(-gemm[2] // spec.cols)
+    for job in report["jobs"]:
+        if job["mode"] == "PRUNE":
+            continue
+        core = core_cycles(spec, job["mode"], gemm[1], tiles)
+        # the core's cycles + the first read's latency + the last write; at most 2 % more in steady state
+        assert core < job["cycles"] <= 1.02 * core + 64 + 64, (job, core)
+    assert report["memory"]["read_latency"] == 64 and report["memory"]["stall_rate"] == 0.0
+    if spec.sparse:
+        assert report["dense_over_sparse"] >= 0.85 * spec.m / spec.n      # 4 tiles: the latency is not amortized
+
+
 def test_hls_exported_rtl():
     """The kernel testbench on Vitis HLS's exported RTL: runs only where Vitis HLS produced it."""
     import sim.tb_hls_kernel  # noqa: F401  (the testbench at least imports everywhere)
