@@ -487,6 +487,7 @@ def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> 
 
     cost = GemmCost(launches=1, loop_order="hls_loops")
     cost.beats = n_rt * n_ct * math.ceil(k / step)
+    cost.exact_beats = rows * cols * k / (r_ * spec.cols * step)
     cost.core_busy = cost.beats + r_                                 # + the drain of the last tile
     cost.cycles = cycles
     d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
@@ -627,6 +628,12 @@ class StepCost:
     def exact_beats(self) -> float:
         """Streaming beats without padding to tiles and groups (rows*cols*k / (R*C*step) per GEMM)."""
         return sum(g.exact_beats for layer in self.layers for g in layer.passes.values())
+
+    @property
+    def traffic_bytes(self) -> int:
+        """Modelled off-chip traffic of the step (reads + writes, ABI v2 sizes on the RTL kernel)."""
+        return sum(g.bytes_in + g.bytes_out for layer in self.layers
+                   for g in list(layer.passes.values()) + [layer.prune])
 
     @property
     def b_streaming_calls(self) -> int:

@@ -2,8 +2,10 @@
 
 Runs sim/tb_core.py's test_cycle_measurement (no stalls, bit-exact results checked by the
 testbench) through sim.runner on small GEMMs for sat_2x8, SPARSE and DENSE, and requires the
-model's core cycles (gen.perf.gemm_cost(...).core_busy) within gen.bench.MAX_MODEL_ERROR of each
-measurement. The Verilator build is cached under build/perf_test/ across runs.
+model's core term (gen.perf.gemm_cost(...).core_busy) within gen.bench.MAX_MODEL_ERROR of each
+measurement. This validates the core term only (the RTL core has no AXI masters); the whole
+kernel call (gen.perf.kernel_call_cycles) is compared with the Verilator harness's measurement of
+the RTL kernel where that exists. The Verilator build is cached under build/perf_test/ across runs.
 """
 from __future__ import annotations
 
@@ -36,9 +38,9 @@ def test_model_matches_rtl_cycles(sat_2x8_out):
     result = validate_against_rtl(spec, sat_2x8_out, shapes, log=lambda *_: None)
     assert len(result["rows"]) == 2 * len(shapes), result["status"]
     for row in result["rows"]:
-        assert row["rtl_cycles"] > 0
+        assert row["measured_rtl_core_cycles"] > 0
         assert row["error"] <= MAX_MODEL_ERROR, row
     # The measurement covers both modes and the sparse core really is faster on the same GEMM.
-    by_mode = {(tuple(r["gemm"]), r["mode"]): r["rtl_cycles"] for r in result["rows"]}
+    by_mode = {(tuple(r["gemm"]), r["mode"]): r["measured_rtl_core_cycles"] for r in result["rows"]}
     for shape in shapes:
         assert by_mode[(shape, "SPARSE")] < by_mode[(shape, "DENSE")]
