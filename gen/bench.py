@@ -293,6 +293,7 @@ VARIANTS = [
     ("all bundles on one shared channel (banking=shared)", {"banking": "shared"}),
     ("no B reuse: B streamed for every output tile", {"b_reuse": False}),
     ("read latency 256, write latency 128 cycles", {"read_latency": 256, "write_latency": 128}),
+    ("sustained 0.8 word/cycle per channel (DDR efficiency)", {"words_per_cycle": 0.8}),
     ("half the bandwidth per channel (0.5 word/cycle)", {"words_per_cycle": 0.5}),
 ]
 
@@ -310,13 +311,20 @@ def variant_report(spec: ArchSpec, batch: int, schedule: Schedule, log=print) ->
             rep = network_report(spec, n, batch, sch)
             row[n] = rep["speedup"]
             row[n + "_bdwp_modelled_ms"] = 1e3 * rep["bdwp"]["seconds"]
-            row[n + "_bdwp_traffic_gb"] = step_cost(spec, n, bdwp=True, batch=batch, schedule=sch).traffic_bytes / 1e9
+            step = step_cost(spec, n, bdwp=True, batch=batch, schedule=sch)
+            row[n + "_bdwp_traffic_gb"] = step.traffic_bytes / 1e9
+            row[n + "_bdwp_memory_stalls"] = step.stalls()
         rows.append(row)
     log("\nthe RTL kernel with one mechanism changed at a time: modelled BDWP speedup over dense, "
         "and ResNet-18 BDWP step time")
-    log(_table(["variant"] + network_names() + ["ResNet-18 ms/step", "ResNet-18 DDR GB/step"],
+    def binding(stalls: dict) -> str:
+        top = sorted(stalls.items(), key=lambda kv: -kv[1])[:2]
+        return "; ".join(f"{k} {v / 1e6:.2f} M" for k, v in top) or "none"
+    log(_table(["variant"] + network_names() + ["ResNet-18 ms/step", "ResNet-18 DDR GB/step",
+                                                "ResNet-18 BDWP memory stalls (top 2)"],
                [[r["variant"]] + [f"{r[n]:.3f}x" for n in network_names()] +
-                [f"{r['resnet18_cifar_bdwp_modelled_ms']:.1f}", f"{r['resnet18_cifar_bdwp_traffic_gb']:.2f}"]
+                [f"{r['resnet18_cifar_bdwp_modelled_ms']:.1f}", f"{r['resnet18_cifar_bdwp_traffic_gb']:.2f}",
+                 binding(r["resnet18_cifar_bdwp_memory_stalls"])]
                 for r in rows]))
     return rows
 
