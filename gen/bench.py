@@ -24,7 +24,7 @@ import click
 
 from .memmodel import BANKING, MemoryModel
 from .perf import (HLS_KERNEL_SCHEDULE, PASSES, RTL_KERNEL_SCHEDULE, Schedule, StepCost, core_source, gemm_cost,
-                   step_cost)
+                   kernel_call, kernel_validation_calls, prune_call, step_cost)
 from .regmap import pointer_banks
 from .spec import PRESETS, ArchSpec, SpecError, load_spec
 from .workloads import NETWORK_SUMMARIES, lower_network, network_names
@@ -122,6 +122,33 @@ def validate_against_rtl(spec: ArchSpec, out: Path, shapes: list[tuple[int, int,
     status = (f"{len(rows)} measurements, worst error {100 * worst:.2f} % "
               f"({'within' if worst <= MAX_MODEL_ERROR else 'ABOVE'} the {100 * MAX_MODEL_ERROR:.0f} % bound)")
     return {"ok": worst <= MAX_MODEL_ERROR, "status": status, "rows": rows}
+
+
+def kernel_calls_section(spec: ArchSpec, log=print) -> list[dict]:
+    """The modelled cycles of single RTL-kernel calls that each exercise one model term, with their
+    breakdown: the list the whole RTL kernel's Verilator harness measures (same MemoryModel). The
+    measured column stays empty until that measurement exists here."""
+    rows = []
+    for call in kernel_validation_calls(spec):
+        mem = call["memory"]
+        if call["mode"] == "PRUNE":
+            g = prune_call(spec, call["rows"], call["k"], mem)
+        else:
+            g = kernel_call(spec, call["mode"], call["rows"], call["k"], call["cols"], mem)
+        rows.append({"kind": call["kind"], "term": call["term"], "mode": call["mode"], "rows": call["rows"], "k": call["k"],
+                     "cols": call["cols"], "memory": mem.to_dict(), "modelled_cycles": g.cycles,
+                     "modelled_core_term": g.core_busy, "modelled_start": g.start, "modelled_tail": g.tail,
+                     "modelled_stalls": g.stalls, "measured_rtl_kernel_cycles": None})
+    log("\n== single RTL-kernel calls, modelled (gen.perf.kernel_call / prune_call), to compare with the "
+        "whole RTL kernel measured in the Verilator harness on the same MemoryModel ==")
+    log(_table(["call [rows,k,cols]", "mode", "term exercised", "memory (≠ default)", "modelled", "core term", "start",
+                "tail", "stalls", "measured RTL kernel"],
+               [["x".join(str(r[x]) for x in ("rows", "k", "cols")), r["mode"], r["term"],
+                 ", ".join(f"{k}={v}" for k, v in r["memory"].items() if v != MemoryModel().to_dict()[k]) or "-",
+                 str(r["modelled_cycles"]), str(r["modelled_core_term"]), str(r["modelled_start"]),
+                 str(r["modelled_tail"]), "; ".join(f"{k} {v}" for k, v in r["modelled_stalls"].items()) or "-",
+                 "not measured yet"] for r in rows]))
+    return rows
 
 
 # ---- networks ---------------------------------------------------------------------------------
@@ -541,6 +568,9 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
     else:
         report["model_vs_rtl"] = []
         report["model_vs_rtl_status"] = "skipped (--no-rtl)"
+
+    # 1b. Single kernel calls, modelled, for the whole RTL kernel's measurement.
+    report["kernel_calls"] = kernel_calls_section(spec, log)
 
     # 2. Networks on this architecture: the modelled RTL kernel and the HLS kernel's trip counts.
     report["networks"] = nets = networks_section(spec, batch, schedule, log)

@@ -175,6 +175,33 @@ def test_b_streaming_and_read_latency_beyond_the_in_flight_words():
     assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32).b_streaming_calls == 0
 
 
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "sat_1x16", "dense"])
+def test_kernel_validation_calls_exercise_their_terms(name):
+    # The calls handed to the whole-RTL-kernel measurement each exercise the term they name: the
+    # memory-bound ones stall on the resource they are about, the others do not stall.
+    spec = PRESETS[name]
+    calls = perf.kernel_validation_calls(spec)
+    assert calls and all(c["k"] <= spec.max_k for c in calls)
+    if not spec.sparse:
+        assert {c["mode"] for c in calls} == {"DENSE"}
+    for c in calls:
+        if c["mode"] == "PRUNE":
+            g = perf.prune_call(spec, c["rows"], c["k"], c["memory"])
+        else:
+            g = perf.kernel_call(spec, c["mode"], c["rows"], c["k"], c["cols"], c["memory"])
+        keys = " ".join(g.stalls)
+        if c["kind"] == "shared":
+            assert "shared channel" in keys, (c, g.stalls)
+        elif c["kind"] in ("read_latency", "bandwidth"):
+            assert "b master, B streaming" in keys, (c, g.stalls)
+        elif c["kind"] == "write_latency":
+            assert "c master" in keys, (c, g.stalls)
+        elif spec.name == "sat_2x8":
+            assert g.stalls == {}, (c, g.stalls)
+        if c["kind"] in ("b_streaming", "read_latency", "bandwidth"):
+            assert g.b_streaming_calls == 1
+
+
 def test_launch_split_over_max_k():
     spec = S28
     k = spec.max_k + spec.n
@@ -316,6 +343,11 @@ def test_bench_json_schema(bench_out):
         assert sum(split["cycles_lost"].values()) == pytest.approx(split["gap_cycles"])
         assert split["speedup"] == pytest.approx(rep["speedup"])
     assert data["memory"] == MemoryModel().to_dict()
+    calls = data["kernel_calls"]
+    assert len(calls) == len(perf.kernel_validation_calls(S28))
+    for row in calls:
+        assert row["modelled_cycles"] >= row["modelled_core_term"] + row["modelled_start"] + row["modelled_tail"]
+        assert row["measured_rtl_kernel_cycles"] is None            # not measured here (yet)
     assert data["bundle_banks"] == perf.pointer_banks(S28)
     assert isinstance(data["model_vs_rtl"], list)
     for row in data["model_vs_rtl"]:
