@@ -6,7 +6,7 @@ Reads the generated project's spec.json and regmap.json, validates the model's c
 cycles measured by the cocotb core testbench (:func:`validate_against_rtl`), evaluates each
 network's dense and BDWP training step twice: **modelled** on the RTL kernel's schedule
 (gen.perf: ABI v2 operand sizes, the regmap's bundle->bank mapping, gen.memmodel.MemoryModel)
-and as the generated HLS kernel's **loop trip counts under an assumed II = 1** (not cycles);
+and as the generated HLS kernel's **trip-count cycles under stated II assumptions** (gen/hls_schedule.py; not cycles);
 splits what is left of the gap to the ideal into named causes, reads Yosys figures
 (reports/synth.json of every generated preset), and writes reports/bench.json plus PNG plots into
 reports/. One function per report section; tables go to the terminal.
@@ -25,6 +25,7 @@ import click
 from .memmodel import BANKING, MemoryModel
 from .perf import (HLS_KERNEL_SCHEDULE, PASSES, RTL_KERNEL_SCHEDULE, Schedule, StepCost, core_source, gemm_cost,
                    kernel_call, kernel_validation_calls, prune_call, step_cost)
+from .hls_schedule import II_ASSUMPTIONS
 from .regmap import pointer_banks
 from .spec import PRESETS, ArchSpec, SpecError, load_spec
 from .workloads import NETWORK_SUMMARIES, lower_network, network_names
@@ -42,8 +43,8 @@ BATCH_SENSITIVITY = (1, 8, 32, 128)
 
 RTL_KERNEL_WHAT = ("modelled cycles of the RTL kernel's schedule (gen/perf.py: core term = the RTL core's measured "
                    "cycle formula; ABI v2 operand sizes; regmap bundle->bank mapping; MemoryModel latency/bandwidth)")
-HLS_KERNEL_WHAT = ("trip counts of the generated HLS kernel's loops under an assumed II = 1 (v1 kernel, "
-                   "hls/sat_kernel.cpp before its ABI v2 rewrite; v1 operand layout): not cycles")
+HLS_KERNEL_WHAT = ("trip-count cycles of the generated HLS kernel's loops (gen/hls_schedule.py, ABI v2 kernel) under "
+                   "stated II assumptions: " + II_ASSUMPTIONS + "; not cycles")
 BREAKDOWN_PARTS = tuple(PASSES) + ("fill_drain", "call_start_end", "memory_stalls", "PRUNE")
 
 
@@ -197,11 +198,12 @@ def network_report(spec: ArchSpec, name: str, batch: int, schedule: Schedule = R
 
 
 def hls_kernel_report(spec: ArchSpec, name: str, batch: int) -> dict:
-    """The generated HLS kernel's figures: trip counts under an assumed II = 1, not cycles."""
+    """The generated HLS kernel's figures: trip-count cycles under stated II assumptions, not cycles."""
     dense = step_cost(spec, name, bdwp=False, batch=batch, schedule=HLS_KERNEL_SCHEDULE)
     bdwp = step_cost(spec, name, bdwp=True, batch=batch, schedule=HLS_KERNEL_SCHEDULE) if spec.sparse else dense
-    return {"speedup": dense.cycles / bdwp.cycles, "figure": HLS_KERNEL_WHAT, "kernel": "v1",
-            "dense_trip_counts": dense.cycles, "bdwp_trip_counts": bdwp.cycles}
+    return {"speedup": dense.cycles / bdwp.cycles, "figure": HLS_KERNEL_WHAT, "assumptions": II_ASSUMPTIONS,
+            "source": "gen/hls_schedule.py", "dense_trip_cycles": dense.cycles, "bdwp_trip_cycles": bdwp.cycles,
+            "bdwp_breakdown_trip_cycles": bdwp.breakdown()}
 
 
 def networks_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> dict:
@@ -217,7 +219,7 @@ def networks_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) 
         f"{mem.words_per_cycle:g} word/cycle per channel; bundle banks {pointer_banks(spec)}")
     log(f"HLS kernel: {HLS_KERNEL_WHAT}")
     log(_table(["network", "dense Mcyc (modelled)", "BDWP Mcyc (modelled)", "speedup RTL kernel (modelled)",
-                "speedup HLS kernel (trip counts, II=1)", "ideal", "workload bound", "paper 2:8",
+                "speedup HLS kernel (trip-count cycles)", "ideal", "workload bound", "paper 2:8",
                 f"goal {SPEEDUP_GOAL:.2f}x met (RTL / HLS)", "util BDWP (modelled)"],
                [[n, f"{r['dense']['modelled_cycles'] / 1e6:.2f}", f"{r['bdwp']['modelled_cycles'] / 1e6:.2f}",
                  f"{r['speedup']:.3f}x", f"{r['generated_hls_kernel']['speedup']:.3f}x", f"{r['ideal']:.3f}x",
@@ -260,18 +262,16 @@ def gap_split(spec: ArchSpec, name: str, batch: int, schedule: Schedule = RTL_KE
         "padding to tiles and groups (edge tiles, ceil(k/step))":
             part(beats_b - bdwp.exact_beats, beats_d - dense.exact_beats),
         "core fill/drain (a tile takes max(beats, drain))": part(bd_b["fill_drain"], bd_d["fill_drain"]),
-        "per call: read latency + first B column tile, last write + response":
+        ("per call: read latency + first B column tile, last write + response" if schedule.fetch == "rtl_kernel"
+         else "per call: first B tile on chip, last tile's drain"):
             part(bd_b["call_start_end"], bd_d["call_start_end"]),
         "PRUNE (pre-generation, once per step)": float(bd_b["PRUNE"]),
     }
     st_b, st_d = bdwp.stalls(), dense.stalls()
     none = ["none at these memory parameters"] if schedule.fetch == "rtl_kernel" else []
+    label = "memory stalls" if schedule.fetch == "rtl_kernel" else "a process busier than compute"
     for key in sorted(set(st_b) | set(st_d)) or none:
-        loss[f"memory stalls: {key}"] = part(st_b.get(key, 0), st_d.get(key, 0))
-    if bd_b["memory_stalls"] != sum(st_b.values()) or bd_d["memory_stalls"] != sum(st_d.values()):
-        # the v1 HLS trip counts have no per-resource split: their waiting is one figure
-        loss["waiting for loads (v1 HLS trip counts)"] = part(bd_b["memory_stalls"] - sum(st_b.values()),
-                                                              bd_d["memory_stalls"] - sum(st_d.values()))
+        loss[f"{label}: {key}"] = part(st_b.get(key, 0), st_d.get(key, 0))
     gap = bdwp.cycles - dense.cycles / ideal
     assert abs(sum(loss.values()) - gap) < 1e-6 * max(1.0, abs(gap)) + 1e-3, (loss, gap)
     return {"speedup": dense.cycles / bdwp.cycles, "ideal": ideal, "gap_cycles": gap,
@@ -286,8 +286,8 @@ def gap_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> di
     """The gap split of every network, for the RTL-kernel model and the HLS kernel's trip counts."""
     out = {"rtl_kernel": {n: gap_split(spec, n, batch, schedule) for n in network_names()},
            "generated_hls_kernel": {n: gap_split(spec, n, batch, HLS_KERNEL_SCHEDULE) for n in network_names()}}
-    for kind, title in (("rtl_kernel", "modelled RTL kernel"), ("generated_hls_kernel",
-                                                                 "HLS kernel trip counts (II=1, v1 kernel)")):
+    for kind, title in (("rtl_kernel", "modelled RTL kernel"),
+                        ("generated_hls_kernel", "HLS kernel trip-count cycles (stated II assumptions)")):
         splits = out[kind]
         keys = list(dict.fromkeys(k for s in splits.values() for k in s["cycles_lost"]))
         log(f"\nwhat is left of the gap to {spec.ideal_step_speedup:.3f}x, {title}: cycles lost "

@@ -18,9 +18,10 @@ Every figure this module returns is **modelled** (docs/PERF.md says what was che
   ``sim.cycles.core_cycles`` (and ``prune_cycles`` for PRUNE), measured on the RTL core by
   cocotb; this module never re-derives them. It takes the marginal cost of one more tile
   (``core(k, 2) - core(k, 1)``) and the job's fixed fill/drain from it.
-* **Generated HLS kernel** (``Schedule(fetch="hls_loops")``) — *trip counts* of the v1 HLS
-  kernel's loops (hls/sat_kernel.cpp before its ABI v2 rewrite) under the assumption that every
-  pipelined loop runs at II = 1 and that calls written side by side overlap; not cycles.
+* **Generated HLS kernel** (``Schedule(fetch="hls_loops")``) — *trip-count cycles* of the ABI v2
+  HLS kernel's loops, counted by gen/hls_schedule.py (the HLS engineer's, checked against the
+  C-simulated kernel's loop counters) under its stated II assumptions
+  (``hls_schedule.II_ASSUMPTIONS``); not cycles.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class Schedule:
     """Which kernel's dataflow is modelled, on which memory.
 
     fetch: "rtl_kernel" models the RTL kernel's dataflow (module docstring) on ``memory``;
-      "hls_loops" counts the v1 generated HLS kernel's loop trip counts (``memory`` not used).
+      "hls_loops" takes the generated HLS kernel's trip counts from gen/hls_schedule.py (``memory`` not used).
     memory: the MemoryModel of the DDR (the same object configures the Verilator harness).
     b_reuse: the ping-pong B buffer keeps a column tile for all its row tiles (the hardware);
       False streams B from memory for every output tile (an ablation: what the reuse buys).
@@ -397,10 +398,16 @@ def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEM
 
 
 def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KERNEL_SCHEDULE) -> GemmCost:
-    """PRUNE of W[rows][k] under ``schedule``: the RTL kernel's PRUNE call, or the v1 HLS kernel's loops."""
+    """PRUNE of W[rows][k] under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops."""
     if schedule.fetch == "hls_loops":
         return hls_prune_cost(spec, rows, k)
-    return prune_call(spec, rows, k, schedule.memory)
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    total = GemmCost()
+    for rr, rn in _splits(rows, spec.max_dim):              # W beyond the call limits: several calls
+        for kk, kn in _splits(k, spec.max_k):
+            total.add(prune_call(spec, rr, kk, schedule.memory), rn * kn)
+    return total
 
 
 def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
@@ -435,131 +442,67 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
     return out
 
 
-# ---- the v1 generated HLS kernel: loop trip counts (not cycles) -------------------------------
+# ---- the generated HLS kernel: trip-count cycles under stated II assumptions (not cycles) ------
+# gen/hls_schedule.py (the HLS engineer's) counts the loops of the ABI v2 HLS kernel per call;
+# tests/test_csim.py checks it against the C-simulated kernel's own loop counters. These wrappers
+# only put its figures into GemmCost's breakdown; they never recount a loop.
 
-# Until the HLS kernel's ABI v2 rewrite (branch hls, gen/hls_schedule.py) lands, these count the
-# loops of the v1 kernel (v1 memory layout: B[k][cols] one row per cycle, byte-packed indices).
-# Their "cycles" are trip counts under II = 1, and their bytes are v1 sizes (_a_bytes).
+def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
+    """One GEMM call of the generated HLS kernel: gen.hls_schedule.gemm_schedule in GemmCost form.
 
-def _a_bytes(spec: ArchSpec, mode: str, rows: int, k: int) -> tuple[int, int]:
-    """(value bytes, index bytes) of an A block in the v1 layout (the v1 HLS kernel's trip counts only)."""
-    d = spec.mem_data_bits // 8
-    if mode == "SPARSE":
-        slots = rows * math.ceil(k / spec.m) * spec.n
-        return slots * d, math.ceil(slots * spec.idx_bits / 8)
-    return rows * k * d, 0
-
-
-def _classes(n: int) -> list[tuple[int, int]]:
-    """Indices 0..n-1 as (representative, count): the first, the ones in between, the last."""
-    return [(0, 1)] + ([(1, n - 2)] if n > 2 else []) + ([(n - 1, 1)] if n > 1 else [])
-
-
-def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
-    """One launch of the v1 generated HLS kernel's GEMM: loop trip counts under II = 1, not cycles.
-
-    hls/sat_kernel.cpp ``fetch`` cuts k into the fewest chunks that fit the buffers, of equal
-    size in whole steps, and walks units (output tile, k chunk): column tiles, then panels of
-    row tiles sharing one B block (all row tiles when k fits one chunk, else ``M`` =
-    ``ACC_TILES``, whose partial sums pe_array keeps between chunks), then chunks, then the
-    panel's row tiles. Iteration u of ``units_loop`` runs side by side (ping-pong banks, nothing
-    shared): ``load_w`` of unit u (R rows x ceil(nsteps*N / AXI_ELEMS) beats), ``load_b`` (one B
-    row per cycle: slice (row tile - panel start) of the next group's block, ceil(B rows / panel
-    row tiles) rows; the whole first block in iteration 0) and ``emit`` of unit u-1 (nsteps); the
-    ``drain`` process writes the tile finished in u-2 (R cycles) at the same time. An iteration
-    costs the longest of them: cycles = sum over iterations of that maximum (+ the last tile's
-    drain). Trip counts only: loop pipeline depths and call overheads are not counted
-    (C-simulation is not cycle-accurate); tests/test_csim.py checks this count against the loops'
-    trip counts in C-simulation.
+    beats = array steps (the compute loop's trips), start = the first B tile on chip before step 0,
+    tail = the last tile's drain; when another process (a read or feed loop) is busier than compute,
+    the difference is booked as a stall of that loop. All of it is trip counts under
+    hls_schedule.II_ASSUMPTIONS, not cycles.
     """
-    step = _step(spec, mode)
-    r_, n_, m_ = spec.rows, spec.n, spec.m
-    axi_elems = spec.axi_bits // spec.mem_data_bits
-    max_chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
-    n_kc = math.ceil(k / max_chunk)
-    chunk = math.ceil(math.ceil(k / n_kc) / step) * step             # balanced_chunk: equal chunks
-    n_rt, n_ct = math.ceil(rows / r_), math.ceil(cols / spec.cols)
-    panel = n_rt if n_kc == 1 else m_                                # row tiles per B block
-    n_pn = math.ceil(n_rt / panel)
-    units = n_ct * n_rt * n_kc
-
-    def nsteps(kc: int) -> int:
-        return math.ceil(min(chunk, k - kc * chunk) / step)
-
-    def load_w(kc: int) -> int:
-        return r_ * math.ceil(nsteps(kc) * n_ / axi_elems)
-
-    def b_rows(kc: int) -> int:
-        return math.ceil(nsteps(kc) * step / m_) * m_
-
-    def iteration(c: int, pn: int, kc: int, i: int) -> int:
-        """Cycles of the iteration that emits unit i of group (column c, panel pn, chunk kc)."""
-        size = min(panel, n_rt - pn * panel)                         # row tiles of this panel
-        e = (c * n_rt + pn * panel) * n_kc + kc * size + i            # (only full panels before)
-        t = nsteps(kc)                                               # emit
-        if e + 1 < units:                                            # load_w of the next unit
-            t = max(t, load_w(kc if i + 1 < size else (kc + 1) % n_kc))
-        next_c = c + 1 if kc + 1 == n_kc and pn + 1 == n_pn else c   # the next group's column
-        if next_c < n_ct:                                            # slice i of its B block
-            rows_next = b_rows((kc + 1) % n_kc)
-            sl = math.ceil(rows_next / size)
-            t = max(t, max(0, min(rows_next, (i + 1) * sl) - i * sl))
-        prev_done = kc == n_kc - 1 if i > 0 else kc == 0             # did unit e-1 finish a tile?
-        if e >= 1 and prev_done:                                     # its drain
-            t = max(t, r_)
-        return t
-
-    cycles = max(load_w(0), b_rows(0)) + r_                          # first load, last drain
-    for c, cn in _classes(n_ct):
-        for pn, pnn in _classes(n_pn):
-            size = min(panel, n_rt - pn * panel)
-            for kc in range(n_kc):
-                for i in range(size):
-                    cycles += cn * pnn * iteration(c, pn, kc, i)
-
+    from . import hls_schedule
+    try:
+        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
+    except hls_schedule.HlsScheduleError as e:
+        raise PerfError(str(e)) from None
+    abi = Abi(spec)
+    t = sch.trips
     cost = GemmCost(launches=1, loop_order="hls_loops")
-    cost.beats = n_rt * n_ct * math.ceil(k / step)
-    cost.exact_beats = rows * cols * k / (r_ * spec.cols * step)
-    cost.core_busy = cost.beats + r_                                 # + the drain of the last tile
-    cost.cycles = cycles
-    d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
-    a_val, a_idx = _a_bytes(spec, mode, rows, k)
-    # A streams once per column tile, B once per panel of row tiles.
-    cost.bytes_in = (a_val + a_idx) * n_ct + k * cols * d * n_pn
-    cost.bytes_out = rows * cols * acc
+    cost.beats = cost.core_busy = sch.steps
+    cost.tail = abi.result_tile_words
+    # B tile on chip (as hls_schedule.gemm_schedule decides it): lines of one B column tile vs the bank.
+    b_rec = abi.grouped_records(spec.cols)
+    b_words = b_rec.words(-(-k // spec.m))
+    b_lines = b_words if b_rec.per_word else b_words // b_rec.words_per_record
+    resident = b_lines <= -(-spec.abuf_depth // (b_rec.per_word or 1))
+    cost.start = b_words if resident else 0
+    cost.cycles = sch.cycles
+    wait = sch.cycles - cost.beats - cost.start - cost.tail
+    if wait:
+        cost.stalls[f"{sch.bound} loop"] = wait
+    cost.b_streaming_calls = int(not resident)
+    cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
+    cost.bytes_in = (t["read_a"] + t["read_i"] + t["read_b"]) * abi.word_bytes
+    cost.bytes_out = t["drain"] * abi.word_bytes
     kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     cost.mults = rows * cols * kept
     return cost
 
 
-
 def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
-    """PRUNE of W[rows][k] in the v1 generated HLS kernel: loop trip counts under II = 1, not cycles.
-
-    ``prune_pass`` makes the FF copy, one M-group (M contiguous values) per iteration. The BP copy
-    comes from ``prune_bp_staged``: per block of ``block`` columns, one iteration per row stages
-    the block's row segments, then one iteration per group. ``block`` is up to AXI_ELEMS columns
-    in a stage of one activation bank (C x abuf_depth x M values), each column at a pitch of
-    ceil((rows-1)/AXI_ELEMS)*AXI_ELEMS + 1. W too tall for one column in the stage falls back to
-    ``prune_pass`` reading in place: M reads with stride k per group, M cycles on one port. The two
-    copies are made one after the other.
-    """
+    """PRUNE of W[rows][k] on the generated HLS kernel: gen.hls_schedule.prune_schedule per call
+    (trip counts under hls_schedule.II_ASSUMPTIONS, not cycles)."""
+    from . import hls_schedule
     if not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
-    m = spec.m
-    axi_elems = spec.axi_bits // spec.mem_data_bits
-    stage = spec.cols * spec.abuf_depth * m
-    groups_r = math.ceil(rows / m)
-    ff = rows * math.ceil(k / m)
-    pitch = math.ceil((rows - 1) / axi_elems) * axi_elems + 1
-    block = min(axi_elems, stage // pitch)
-    bp = math.ceil(k / block) * rows + k * groups_r if block else k * groups_r * m
-    d = spec.mem_data_bits // 8
-    ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
-    bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
-    return GemmCost(cycles=ff + bp, core_busy=ff + k * groups_r, bytes_in=2 * rows * k * d,
-                    bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
-
+    total = GemmCost()
+    wb = spec.axi_bits // 8
+    for rr, rn in _splits(rows, spec.max_dim):
+        for kk, kn in _splits(k, spec.max_k):
+            sch = hls_schedule.prune_schedule(spec, rr, kk)
+            t = sch.trips
+            one = GemmCost(cycles=sch.cycles, core_busy=sch.cycles, beats=sch.cycles, launches=1,
+                           loop_order="hls_loops",
+                           bytes_in=(t["ff_read"] + t["bp_read"]) * wb,
+                           bytes_out=sum(t[x] for x in ("ff_write_val", "ff_write_idx", "bp_write_val",
+                                                        "bp_write_idx")) * wb)
+            total.add(one, rn * kn)
+    return total
 
 
 def _splits(length: int, limit: int) -> list[tuple[int, int]]:
@@ -574,7 +517,7 @@ def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
 
     Dimensions above the spec's limits are split into several calls (k above ``max_k``: partial
     results summed by the host, outside this model). Each call is :func:`kernel_call` on
-    ``schedule.memory`` (or, for ``fetch="hls_loops"``, the v1 HLS kernel's trip counts).
+    ``schedule.memory`` (or, for ``fetch="hls_loops"``, gen/hls_schedule.py's trip counts of the HLS kernel).
     """
     for name, v in (("rows", rows), ("k", k), ("cols", cols)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -585,7 +528,7 @@ def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
             for c, cn in _splits(cols, spec.max_dim):
                 if schedule.fetch == "hls_loops":
                     core_cycles(spec, mode, kk, 1)                       # same argument checks
-                    one = _hls_loops_cost(spec, mode, r, kk, c)
+                    one = _hls_call(spec, mode, r, kk, c)
                 else:
                     one = kernel_call(spec, mode, r, kk, c, schedule.memory, schedule.b_reuse)
                 total.add(one, rn * kn * cn)
@@ -689,7 +632,8 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
               dense_classifier: bool = True) -> StepCost:
     """Modelled cycles of one training step: every layer's FF, BP, WU (+ PRUNE of each weight layer for BDWP).
 
-    With ``schedule.fetch == "hls_loops"`` the "cycles" are the v1 HLS kernel's trip counts under II = 1.
+    With ``schedule.fetch == "hls_loops"`` the "cycles" are the HLS kernel's trip-count cycles under
+    gen.hls_schedule.II_ASSUMPTIONS (not cycles).
     """
     if bdwp and not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: BDWP needs a sparse architecture")

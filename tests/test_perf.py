@@ -229,14 +229,10 @@ def test_prune_call_by_hand():
     assert half.cycles == 2 * 1152 + mem.read_latency + mem.write_latency + 1
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
-    # The v1 HLS kernel's PRUNE loops (trip counts): FF pass (64 x 72 groups), then the BP copy
-    # staged in 9 blocks of 64 columns (64 staged rows each) and read back one group per cycle.
-    hls = perf.hls_prune_cost(spec, rows, k)
-    assert hls.cycles == 64 * 72 + 9 * 64 + 576 * 8 == 9792
-    tall = perf.hls_prune_cost(spec, 32769, 3)
-    assert tall.cycles == 32769 * 1 + 3 * math.ceil(32769 / 8) * 8
-    with pytest.raises(PerfError, match="dense baseline"):
-        perf.hls_prune_cost(PRESETS["dense"], rows, k)
+    # W beyond the call limits: several PRUNE calls.
+    big = prune_cost(spec, 8, spec.max_k + 8)
+    assert big.launches == 2
+    assert big.cycles == perf.prune_call(spec, 8, spec.max_k).cycles + perf.prune_call(spec, 8, 8).cycles
 
 
 def test_bad_model_input():
@@ -275,40 +271,28 @@ def test_step_speedup_never_beats_the_workload_bound(name):
         assert step_cost(spec, net, bdwp=True, batch=4, schedule=shared).cycles >= bdwp.cycles
 
 
-def test_v1_hls_kernel_fetch_loop_trip_counts_by_hand():
-    # The v1 kernel (before the ABI v2 rewrite), trip counts under II = 1. hls/sat_kernel.cpp fetch: iteration u loads unit u (load_w: R rows x ceil(nsteps*N/64) beats;
-    # load_b: B rows) while emitting unit u-1 (nsteps) and draining the tile of u-2 (R); it costs
-    # the longest of them. Units go column tile by column tile, row tiles inside.
-    spec = S28
-    assert (spec.rows, spec.cols, spec.n, spec.m, spec.axi_bits // spec.mem_data_bits) == (8, 8, 2, 8, 64)
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260"])
+def test_hls_kernel_figures_are_gen_hls_schedule(name):
+    # The HLS kernel's figures come from gen/hls_schedule.py (checked against the C-simulated
+    # kernel's loop counters in tests/test_csim.py); perf only books them into its breakdown.
+    from gen import hls_schedule
+    spec = PRESETS[name]
     sched = perf.HLS_KERNEL_SCHEDULE
-    # One k chunk (B stationary): 2 row tiles x 3 column tiles, nsteps = 6, load_w = 8 x 1 beat,
-    # B block 48 rows, loaded whole first, then per column tile in slices of 24 rows.
-    sparse = gemm_cost(spec, "SPARSE", 16, 43, 24, sched)
-    first_load = 48
-    emits = [max(8, 24, 6), max(8, 24, 6, 8), max(8, 24, 6, 8), max(8, 24, 6, 8),   # columns 0, 1
-             max(8, 6, 8), max(6, 8)]                                             # last column
-    assert sparse.cycles == first_load + sum(emits) + 8 == 168
-    assert sparse.beats == 6 * 6
-    # k = 1027 dense takes two chunks; balanced_chunk makes them 514 + 513 (257 steps each,
-    # load_w 8 x 9 beats, 520 B rows). One row tile, so each B block serves one unit: 2 column
-    # tiles x 2 chunks, the next block's 520 rows loading beside each emit.
-    dense = gemm_cost(spec, "DENSE", 8, 1027, 16, sched)
-    assert dense.cycles == 520 + max(257, 72, 520) + max(257, 72, 520) + max(257, 72, 520, 8) + 257 + 8 == 2345
-    assert dense.bytes_in == 8 * 1027 * 2 + 1027 * 16            # A once per column tile, B once
-    # k = 4104 sparse: chunks of 2056 + 2048 (257 + 256 steps; load_w 8 x 9 / 8 x 8 beats; B blocks
-    # of 2056 / 2048 rows) over 10 row tiles: panels of M = 8 and 2 row tiles share a B block per
-    # chunk. Each block loads in slices while the group before it is emitted (the first one whole).
-    panels = gemm_cost(spec, "SPARSE", 80, spec.k_chunk_sparse + 8, 8, sched)
-    assert spec.k_chunk_sparse == 4096
-    group0 = 8 * max(257, 72, 2048 // 8)          # panel 0, chunk 0: emit; load_w; slices
-    group1 = 8 * max(256, 72, 2056 // 8, 8)       # panel 0, chunk 1; drains of finished tiles
-    group2 = 2 * max(257, 72, 2048 // 2, 8)       # panel 1 (2 row tiles), chunk 0: half-block slices
-    group3 = max(256, 64) + max(256, 8)           # panel 1, chunk 1: nothing left to load
-    assert panels.cycles == 2056 + group0 + group1 + group2 + group3 + 8 == 8736
-    assert panels.bytes_in == 80 * 513 * 2 + math.ceil(80 * 513 * 2 * 3 / 8) + 4104 * 8 * 2
-    # The old fetch (R*nsteps + B rows + nsteps per tile and chunk, nothing overlapped) was far slower.
-    assert sparse.cycles < 6 * (8 * 6 + 48 + 6)
+    for mode, shape in (("SPARSE", (20, 100, 27)), ("DENSE", (9, 45, 17)), ("SPARSE", (8, 8 * (spec.abuf_depth + 1), 8)),
+                        ("DENSE", (8, spec.max_k + 3, 8))):
+        g = gemm_cost(spec, mode, *shape, sched)
+        h = hls_schedule.gemm_cycles(spec, mode, *shape)
+        assert (g.cycles, g.beats, g.launches) == (h.cycles, h.steps, h.calls)
+        assert g.cycles == g.beats + g.start + g.tail + sum(g.stalls.values())
+    for net in ("resnet18_cifar", "deit_s"):
+        ref = hls_schedule.step_speedup(spec, net, 2)
+        bd = step_cost(spec, net, bdwp=True, batch=2, schedule=sched)
+        de = step_cost(spec, net, bdwp=False, batch=2, schedule=sched)
+        assert (bd.cycles, de.cycles) == (ref["bdwp_trip_cycles"], ref["dense_trip_cycles"])
+        assert sum(bd.breakdown().values()) == bd.cycles
+    assert perf.hls_prune_cost(spec, 64, 576).cycles == hls_schedule.prune_schedule(spec, 64, 576).cycles
+    with pytest.raises(PerfError, match="dense baseline"):
+        perf.hls_prune_cost(PRESETS["dense"], 64, 576)
 
 
 
@@ -336,8 +320,10 @@ def test_bench_json_schema(bench_out):
         assert len(rep["layers"]) == len(workloads.network(name))
         # The HLS kernel's figure beside it, named for what it is.
         hls = rep["generated_hls_kernel"]
-        assert isinstance(hls["speedup"], float) and "trip counts" in hls["figure"] and "II" in hls["figure"]
-        assert hls["speedup"] == pytest.approx(hls["dense_trip_counts"] / hls["bdwp_trip_counts"])
+        assert isinstance(hls["speedup"], float) and "trip-count cycles" in hls["figure"] and "II" in hls["figure"]
+        assert hls["speedup"] == pytest.approx(hls["dense_trip_cycles"] / hls["bdwp_trip_cycles"])
+        split_hls = data["bounds"]["generated_hls_kernel"][name]
+        assert sum(split_hls["cycles_lost"].values()) == pytest.approx(split_hls["gap_cycles"])
         # The gap split adds up to the gap (speedup without a cause >= speedup for a cause that costs).
         split = data["bounds"]["rtl_kernel"][name]
         assert sum(split["cycles_lost"].values()) == pytest.approx(split["gap_cycles"])
