@@ -318,7 +318,7 @@ def gap_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> di
 VARIANTS = [
     ("RTL kernel as generated: regmap banks (per_bank), B reuse", {}),
     ("all bundles on one shared channel (banking=shared)", {"banking": "shared"}),
-    ("no B reuse: B streamed for every output tile", {"b_reuse": False}),
+    ("no B reuse: B streamed for every output tile (the RTL kernel on branch rtl today)", {"b_reuse": False}),
     ("read latency 256, write latency 128 cycles", {"read_latency": 256, "write_latency": 128}),
     ("sustained 0.8 word/cycle per channel (DDR efficiency)", {"words_per_cycle": 0.8}),
     ("half the bandwidth per channel (0.5 word/cycle)", {"words_per_cycle": 0.5}),

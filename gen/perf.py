@@ -341,9 +341,12 @@ def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: Me
 
 
 def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
-                       mem: MemoryModel = DEFAULT_MEMORY) -> int:
-    """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown)."""
-    return kernel_call(spec, mode, rows, k, cols, mem).cycles
+                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = True) -> int:
+    """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
+
+    ``b_reuse=False`` models a kernel that streams B again for every output tile (the RTL kernel
+    of branch rtl at a4fb89f does, before its ping-pong B buffer)."""
+    return kernel_call(spec, mode, rows, k, cols, mem, b_reuse).cycles
 
 
 @lru_cache(maxsize=4096)
