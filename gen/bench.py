@@ -262,7 +262,8 @@ def gap_split(spec: ArchSpec, name: str, batch: int, schedule: Schedule = RTL_KE
         "padding to tiles and groups (edge tiles, ceil(k/step))":
             part(beats_b - bdwp.exact_beats, beats_d - dense.exact_beats),
         "core fill/drain (a tile takes max(beats, drain))": part(bd_b["fill_drain"], bd_d["fill_drain"]),
-        ("per call: read latency + first B column tile, last write + response" if schedule.fetch == "rtl_kernel"
+        ("per call: kernel pipeline, read latency, first B column tile, last write + response"
+         if schedule.fetch == "rtl_kernel"
          else "per call: first B tile on chip, last tile's drain"):
             part(bd_b["call_start_end"], bd_d["call_start_end"]),
         "PRUNE (pre-generation, once per step)": float(bd_b["PRUNE"]),

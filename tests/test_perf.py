@@ -125,8 +125,9 @@ def test_kernel_call_compute_bound_by_hand():
     core = sim_cycles.core_cycles(spec, "SPARSE", 512, 6)
     assert call.core_busy == core
     assert call.stalls == {}
-    assert call.start == mem.read_latency + 64 and call.tail == 4 + mem.write_latency
-    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem) == core + 64 + 64 + 4 + 32
+    fixed = perf.KERNEL_CALL_OVERHEAD             # the kernel's pipeline, calibrated on the RTL kernel
+    assert call.start == fixed + mem.read_latency + 64 and call.tail == 4 + mem.write_latency
+    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem) == core + fixed + 64 + 64 + 4 + 32
     # Only the exposed latencies move with them (the masters' in-flight words still cover the round trip).
     slower = MemoryModel(read_latency=100, write_latency=40)
     assert perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, slower) == call.cycles + 36 + 8
@@ -165,11 +166,13 @@ def test_b_streaming_and_read_latency_beyond_the_in_flight_words():
     assert perf.kernel_call(spec, "SPARSE", 8, (g - 88) * spec.m, 8).b_streaming_calls == 0
     fast = perf.kernel_call(spec, "SPARSE", 8, k, 8)
     assert fast.b_streaming_calls == 1 and fast.stalls == {}   # one word per cycle meets one record per cycle
-    # 4 bursts of 64 words in flight over a 448 + 64 cycle round trip: half a word per cycle, so the
-    # streamed B (g words per tile) takes 2g cycles against g of compute.
+    # 4 bursts of 64 words in flight (F = 256) over a 448 + 64 = 512 cycle round trip: the first
+    # window arrives after the call's start (which holds the latency), each later window one round
+    # trip after the one before, one word per cycle. The g = 600 words of the streamed B have
+    # arrived 2 x 512 + 88 cycles after the first, against g cycles of compute.
     lat = READ_OUTSTANDING * READ_MAX_BURST * 2 - READ_MAX_BURST
     slow = perf.kernel_call(spec, "SPARSE", 8, k, 8, MemoryModel(read_latency=lat))
-    assert slow.stalls == {"b master, B streaming": g}
+    assert slow.stalls == {"b master, B streaming": 2 * 512 + (g - 1 - 2 * 256) + 1 - g}
     # Without B reuse every call streams B; with it only over-deep column tiles do.
     assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32, Schedule(b_reuse=False)).b_streaming_calls == 1
     assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32).b_streaming_calls == 0
@@ -222,11 +225,12 @@ def test_prune_call_by_hand():
     # against at most 576 words per bank. Then read latency at the start, the write response at the end.
     ff = sim_cycles.prune_cycles(spec, 64 * 72)
     bp = sim_cycles.prune_cycles(spec, 576 * 8)
-    assert p.stalls == {} and p.cycles == ff + bp + mem.read_latency + mem.write_latency + 1
+    fixed = perf.KERNEL_CALL_OVERHEAD
+    assert p.stalls == {} and p.cycles == ff + bp + fixed + mem.read_latency + mem.write_latency + 1
     assert p.bytes_in == 2 * Abi(spec).call_bytes("PRUNE", rows, k, 1)["a_val"]
     # Half the bandwidth: W's 576 words take 1152 cycles per pass.
     half = perf.prune_call(spec, rows, k, MemoryModel(words_per_cycle=0.5))
-    assert half.cycles == 2 * 1152 + mem.read_latency + mem.write_latency + 1
+    assert half.cycles == 2 * 1152 + fixed + mem.read_latency + mem.write_latency + 1
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
     # W beyond the call limits: several PRUNE calls.
