@@ -44,3 +44,38 @@ def test_model_matches_rtl_cycles(sat_2x8_out):
     by_mode = {(tuple(r["gemm"]), r["mode"]): r["measured_rtl_core_cycles"] for r in result["rows"]}
     for shape in shapes:
         assert by_mode[(shape, "SPARSE")] < by_mode[(shape, "DENSE")]
+
+
+# ---- the whole RTL kernel (sat_kernel, branch rtl): a measured call against kernel_call_cycles ----
+
+def _kernel_measurement():
+    try:
+        from sim.run import measure_kernel_cycles
+    except ImportError:
+        return None
+    return measure_kernel_cycles
+
+
+@pytest.mark.skipif(_kernel_measurement() is None or not (REPO / "sim" / "tb_kernel.py").is_file(),
+                    reason="the RTL kernel's cycle measurement (sim.run.measure_kernel_cycles, sim/tb_kernel.py) "
+                           "is not on this branch yet")
+def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
+    """Whole calls of the generated sat_kernel (cocotb + Verilator, ap_start to ap_done, no pauses)
+    against gen.perf.kernel_call_cycles on the testbench's memory: every bundle its own memory (one
+    word per cycle), a fixed read latency, write responses at once (write_latency 1). The shapes
+    stream B (a column tile deeper than abuf_depth records), so they do not depend on whether the
+    kernel has its ping-pong B buffer yet; one runs at a read latency beyond the in-flight words."""
+    from gen.memmodel import MemoryModel
+    from gen.perf import kernel_call_cycles
+    spec = preset("sat_2x8")
+    deep = (spec.abuf_depth + 8) * spec.m
+    measure = _kernel_measurement()
+    for latency, gemms in ((64, [(spec.rows, deep, spec.cols), (2 * spec.rows, deep, 3 * spec.cols)]),
+                           (448, [(spec.rows, deep, spec.cols)])):
+        report = measure(sat_2x8_out, spec, gemms, read_latency=latency, seed=1)
+        mem = MemoryModel(read_latency=latency, write_latency=1)
+        assert len(report["jobs"]) == 2 * len(gemms)
+        for job in report["jobs"]:
+            modelled = kernel_call_cycles(spec, job["mode"], *job["gemm"], mem)
+            assert job["cycles"] > 0
+            assert abs(modelled - job["cycles"]) / job["cycles"] <= MAX_MODEL_ERROR, (latency, job, modelled)
