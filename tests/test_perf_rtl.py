@@ -70,8 +70,7 @@ def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
     spec = preset("sat_2x8")
     deep = (spec.abuf_depth + 8) * spec.m
     measure = _kernel_measurement()
-    for latency, gemms in ((64, [(spec.rows, deep, spec.cols), (2 * spec.rows, deep, 3 * spec.cols)]),
-                           (448, [(spec.rows, deep, spec.cols)])):
+    for latency, gemms in ((64, [(spec.rows, deep, spec.cols)]), (448, [(spec.rows, deep, spec.cols)])):
         report = measure(sat_2x8_out, spec, gemms, read_latency=latency, seed=1)
         mem = MemoryModel(read_latency=latency, write_latency=1)
         assert len(report["jobs"]) == 2 * len(gemms)
