@@ -38,7 +38,8 @@ from .spec import ArchSpec
 from .workloads import Gemm, lower_network, network
 
 __all__ = ["Schedule", "GemmCost", "StepCost", "LayerCost", "core_cycles", "core_source", "kernel_call",
-           "kernel_call_cycles", "kernel_validation_calls", "prune_call", "gemm_cost", "prune_cost", "hls_prune_cost", "step_cost",
+           "kernel_call_cycles", "kernel_validation_calls", "prune_call", "gemm_cost", "prune_cost", "hls_prune_cost",
+           "step_cost",
            "PerfError", "BEST_SCHEDULE", "RTL_KERNEL_SCHEDULE", "HLS_KERNEL_SCHEDULE", "FETCHES",
            "DEFAULT_MEMORY", "READ_MAX_BURST", "READ_OUTSTANDING", "WRITE_OUTSTANDING", "KERNEL_CALL_OVERHEAD",
            "PASSES"]
@@ -462,25 +463,30 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
     r, c, m = spec.rows, spec.cols, spec.m
     deep = (spec.abuf_depth + 8) * m                     # a B column tile deeper than a buffer bank
     short = m * (spec.rows // spec.drain_rows + 2)      # a SPARSE tile as short as the drain floor
+    lat = 2 * READ_OUTSTANDING * READ_MAX_BURST - READ_MAX_BURST   # in-flight words cover half the round trip
     calls = [
-        ("compute", "compute bound: core term + first read, first B column tile, last write", "SPARSE", 2 * r, 64 * m, 3 * c,
-         MemoryModel()),
+        ("compute", "compute bound: core term + first read, first B column tile, last write",
+         "SPARSE", 2 * r, 64 * m, 3 * c, MemoryModel()),
         ("dense", "DENSE: one A and one B record every M/N cycles", "DENSE", 2 * r, 16 * m, 2 * c, MemoryModel()),
-        ("edges", "edge tiles and a short last group (ABI padding)", "SPARSE", r + 1, 3 * m + 1, 3 * c - 1, MemoryModel()),
+        ("edges", "edge tiles and a short last group (ABI padding)",
+         "SPARSE", r + 1, 3 * m + 1, 3 * c - 1, MemoryModel()),
         ("b_streaming", "B streaming: column tile deeper than abuf_depth records", "SPARSE", r, deep, c, MemoryModel()),
-        ("shared", "one shared channel: A + next B + C on one bank", "SPARSE", r, 64 * m, 3 * c, MemoryModel(banking="shared")),
-        ("read_latency", "read latency beyond the in-flight words (B streaming)", "SPARSE", r, deep, c,
-         MemoryModel(read_latency=2 * READ_OUTSTANDING * READ_MAX_BURST - READ_MAX_BURST)),
-        ("write_latency", "write latency: one result burst per tile, WRITE_OUTSTANDING in flight", "SPARSE", 8 * r, short, c,
-         MemoryModel(write_latency=128)),
-        ("bandwidth", "half bandwidth per bank (B streaming)", "SPARSE", 2 * r, deep, c, MemoryModel(words_per_cycle=0.5)),
+        ("shared", "one shared channel: A + next B + C on one bank",
+         "SPARSE", r, 64 * m, 3 * c, MemoryModel(banking="shared")),
+        ("read_latency", "read latency beyond the in-flight words (B streaming)",
+         "SPARSE", r, deep, c, MemoryModel(read_latency=lat)),
+        ("write_latency", "write latency: one result burst per tile, WRITE_OUTSTANDING in flight",
+         "SPARSE", 8 * r, short, c, MemoryModel(write_latency=128)),
+        ("bandwidth", "half bandwidth per bank (B streaming)",
+         "SPARSE", 2 * r, deep, c, MemoryModel(words_per_cycle=0.5)),
         ("prune", "PRUNE: FF and BP passes of W through the prune lanes", "PRUNE", 4 * r, 16 * m, 0, MemoryModel()),
     ]
     out = []
     for kind, term, mode, rows, k, cols, mem in calls:
         if not spec.sparse and mode != "DENSE":
             continue
-        out.append({"kind": kind, "term": term, "mode": mode, "rows": rows, "k": min(k, spec.max_k), "cols": cols, "memory": mem})
+        out.append({"kind": kind, "term": term, "mode": mode, "rows": rows, "k": min(k, spec.max_k), "cols": cols,
+                    "memory": mem})
     return out
 
 
