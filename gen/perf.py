@@ -396,27 +396,33 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
     size = abi.call_bytes("PRUNE", rows, k, 1)
     channels = _channels(spec, mem)
     w_words = size["a_val"] // wb
-    rates = {"a_val": _read_rate(mem, w_words)}
-    for a in ("ff_val", "ff_idx", "bp_val", "bp_idx"):
-        rates[a] = _write_rate(mem, min(READ_MAX_BURST, size[a] // wb))
+    record_words = abi.grouped_records(spec.rows).words(1)     # one W record (R rows x M positions)
+    outs = {a: size[a] // wb for a in ("ff_val", "ff_idx", "bp_val", "bp_idx")}
+    wrates = {a: _write_rate(mem, min(READ_MAX_BURST, w)) for a, w in outs.items()}
     # Groups through the C prune lanes: lane tiles padded to R lanes as the ABI pads them.
     ff_groups = -(-rows // spec.rows) * spec.rows * -(-k // spec.m)
     bp_groups = -(-k // spec.rows) * spec.rows * -(-rows // spec.m)
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
+    # One core job over both passes (sim.cycles.prune_cycles of all groups; docs/RTL.md "PRUNE").
+    cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups)
     stall_total = 0
-    for groups, outs in ((ff_groups, ("ff_val", "ff_idx")), (bp_groups, ("bp_val", "bp_idx"))):
-        core = _prune_core_cycles(spec, groups)                # one pass of W through the prune lanes
-        demand = {"a_val": w_words, **{a: size[a] // wb for a in outs}}
-        t, key = _memory_time(demand, rates, channels, mem)
-        cost.core_busy += core
-        wait = math.ceil(t - core) if t > core else 0
+    # FF pass: W in memory order, one read command; BP pass: W again, one one-record command each.
+    for groups, burst, copy in ((ff_groups, w_words, ("ff_val", "ff_idx")),
+                                (bp_groups, record_words, ("bp_val", "bp_idx"))):
+        beats = -(-groups // spec.cols)
+        cost.beats += beats
+        rates = {"a_val": _read_rate(mem, burst), **{a: wrates[a] for a in copy}}
+        t, key = _memory_time({"a_val": w_words, **{a: outs[a] for a in copy}}, rates, channels, mem)
+        wait = math.ceil(t - beats) if t > beats else 0
         if wait:
             cost.stalls[key] = cost.stalls.get(key, 0) + wait
             stall_total += wait
-    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency      # (PRUNE is not in the RTL kernel yet: assumed the same)
-    cost.tail = mem.write_latency + 1
+    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
+    # The BP copy's last bursts leave after the last beat (a burst is requested once all its data
+    # is buffered), then their write response.
+    last = max((outs[a] - 1) % READ_MAX_BURST + 1 for a in ("bp_val", "bp_idx"))
+    cost.tail = math.ceil(last / min(1.0, mem.words_per_cycle)) + mem.write_latency
     cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
-    cost.beats = cost.core_busy
     cost.bytes_in = 2 * size["a_val"]
     cost.bytes_out = sum(size[a] for a in ("ff_val", "ff_idx", "bp_val", "bp_idx"))
     return cost
@@ -425,10 +431,11 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
 def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEMORY) -> GemmCost:
     """Modelled cycles of one PRUNE call of the RTL kernel on the dense master W[rows][k].
 
-    W (grouped records, R rows x M positions) streams through the core's C prune lanes once per
-    copy: the FF copy (groups along k, lanes = rows), then the BP copy (groups along rows, lanes =
-    columns, through the on-chip transpose staging), each pass ``sim.cycles.prune_cycles`` of its
-    groups or the memory's time for W and that copy, whichever is longer.
+    One core job (``sim.cycles.prune_cycles`` of all groups) streams W (grouped records, R rows x M
+    positions) through the core's C prune lanes once per copy: the FF copy (groups along k, lanes =
+    rows; W in memory order), then the BP copy (groups along rows, lanes = columns; W again, one
+    record per read command, transposed by wiring in the RTL kernel). A pass waits when the
+    memory's time for W and that copy exceeds its beats.
     """
     if not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")

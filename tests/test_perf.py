@@ -220,17 +220,19 @@ def test_prune_call_by_hand():
     rows, k = 64, 576
     mem = MemoryModel()
     p = prune_cost(spec, rows, k)
-    # FF pass: 64 x 72 groups through the C = 8 prune lanes, W = 8 row tiles x 72 one-word records;
-    # BP pass: 576 column lanes x 8 groups, W read again. Each pass: prune_cycles (the RTL formula)
-    # against at most 576 words per bank. Then read latency at the start, the write response at the end.
-    ff = sim_cycles.prune_cycles(spec, 64 * 72)
-    bp = sim_cycles.prune_cycles(spec, 576 * 8)
+    # One core job: FF pass, 64 x 72 groups through the C = 8 prune lanes (576 beats), W = 8 row
+    # tiles x 72 one-word records; BP pass, 576 column lanes x 8 groups (576 beats), W read again.
+    # prune_cycles (the RTL formula) of all the groups; no pass moves more than 576 words per bank.
+    # Start: the kernel's pipeline and the read latency; end: the BP copy's last bursts (values: 72
+    # tiles x 2 words = 144 words, its last burst 16 words) and the write response.
+    core = sim_cycles.prune_cycles(spec, 64 * 72 + 576 * 8)
     fixed = perf.KERNEL_CALL_OVERHEAD
-    assert p.stalls == {} and p.cycles == ff + bp + fixed + mem.read_latency + mem.write_latency + 1
+    assert p.stalls == {} and p.core_busy == core
+    assert p.cycles == fixed + mem.read_latency + core + 16 + mem.write_latency
     assert p.bytes_in == 2 * Abi(spec).call_bytes("PRUNE", rows, k, 1)["a_val"]
-    # Half the bandwidth: W's 576 words take 1152 cycles per pass.
+    # Half the bandwidth: W's 576 words take 1152 cycles in each pass, the last burst 32.
     half = perf.prune_call(spec, rows, k, MemoryModel(words_per_cycle=0.5))
-    assert half.cycles == 2 * 1152 + fixed + mem.read_latency + mem.write_latency + 1
+    assert half.cycles == fixed + mem.read_latency + core + 2 * (1152 - 576) + 32 + mem.write_latency
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
     # W beyond the call limits: several PRUNE calls.
