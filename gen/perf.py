@@ -396,7 +396,6 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
     size = abi.call_bytes("PRUNE", rows, k, 1)
     channels = _channels(spec, mem)
     w_words = size["a_val"] // wb
-    record_words = abi.grouped_records(spec.rows).words(1)     # one W record (R rows x M positions)
     outs = {a: size[a] // wb for a in ("ff_val", "ff_idx", "bp_val", "bp_idx")}
     wrates = {a: _write_rate(mem, min(READ_MAX_BURST, w)) for a, w in outs.items()}
     # Groups through the C prune lanes: lane tiles padded to R lanes as the ABI pads them.
@@ -405,18 +404,17 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
     # One core job over both passes (sim.cycles.prune_cycles of all groups; docs/RTL.md "PRUNE").
     cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups)
-    stall_total = 0
     # FF pass: W in memory order, one read command; BP pass: W again, one one-record command each.
-    for groups, burst, copy in ((ff_groups, w_words, ("ff_val", "ff_idx")),
-                                (bp_groups, record_words, ("bp_val", "bp_idx"))):
-        beats = -(-groups // spec.cols)
-        cost.beats += beats
-        rates = {"a_val": _read_rate(mem, burst), **{a: wrates[a] for a in copy}}
-        t, key = _memory_time({"a_val": w_words, **{a: outs[a] for a in copy}}, rates, channels, mem)
-        wait = math.ceil(t - beats) if t > beats else 0
-        if wait:
-            cost.stalls[key] = cost.stalls.get(key, 0) + wait
-            stall_total += wait
+    # The read DMA runs ahead from the FF pass into the BP pass, so W's two reads are one stream
+    # (its first window arrives at full rate after the start, as for a GEMM's operands).
+    cost.beats = -(-ff_groups // spec.cols) + -(-bp_groups // spec.cols)
+    rates = {"a_val": _read_rate(mem, min(w_words, READ_MAX_BURST)), **wrates}
+    t, key = _memory_time({"a_val": 2 * w_words, **outs}, rates, channels, mem)
+    if key == "a_val master":
+        t -= _read_stream_credit(mem, 2 * w_words, min(w_words, READ_MAX_BURST))
+    stall_total = math.ceil(t - cost.beats - 1e-9) if t > cost.beats else 0
+    if stall_total:
+        cost.stalls[key] = stall_total
     cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
     # The BP copy's last bursts leave after the last beat (a burst is requested once all its data
     # is buffered), then their write response.
