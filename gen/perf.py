@@ -55,9 +55,10 @@ READ_OUTSTANDING = 4
 WRITE_OUTSTANDING = 8
 # Cycles every RTL-kernel call takes beyond the terms above: ap_start to the sequencer, its argument
 # checks and first DMA commands, the record unpackers and beat register in front of the core, the
-# last write command and ap_done. CALIBRATED, not derived: the RTL kernel of branch rtl at a4fb89f
+# last write command and ap_done. CALIBRATED, not derived: the RTL kernel of branch rtl
 # (sim.run.measure_kernel_cycles, read latency 64, no pauses) took exactly this many cycles more
-# than the rest of this model in 13 of 14 calls (7 shapes x SPARSE/DENSE; 13 in the 14th).
+# than the rest of this model in all 14 GEMM calls measured at 369f62d (7 shapes x SPARSE/DENSE;
+# 13 of 14 at a4fb89f). docs/PERF.md lists the measurements.
 KERNEL_CALL_OVERHEAD = 15
 
 DEFAULT_MEMORY = MemoryModel()
@@ -385,7 +386,7 @@ def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
     """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
 
     ``b_reuse=False`` models a kernel that streams B again for every output tile (the RTL kernel
-    of branch rtl at a4fb89f does, before its ping-pong B buffer)."""
+    of branch rtl at 369f62d does, before its ping-pong B buffer)."""
     return kernel_call(spec, mode, rows, k, cols, mem, b_reuse).cycles
 
 
