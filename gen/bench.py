@@ -213,6 +213,7 @@ def networks_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) 
         nets[name] = network_report(spec, name, batch, schedule)
         nets[name]["generated_hls_kernel"] = hls_kernel_report(spec, name, batch)
     mem = schedule.memory
+    goal_applies = spec.sparse and (spec.n, spec.m) == (2, 8)       # issue 8's goal is for 2:8
     log(f"\n== training step, dense vs BDWP on {spec.name} (batch {batch}) ==")
     log(f"modelled RTL kernel: {RTL_KERNEL_WHAT}")
     log(f"  memory: banking {mem.banking}, read latency {mem.read_latency}, write latency {mem.write_latency}, "
@@ -224,7 +225,8 @@ def networks_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) 
                [[n, f"{r['dense']['modelled_cycles'] / 1e6:.2f}", f"{r['bdwp']['modelled_cycles'] / 1e6:.2f}",
                  f"{r['speedup']:.3f}x", f"{r['generated_hls_kernel']['speedup']:.3f}x", f"{r['ideal']:.3f}x",
                  f"{r['workload_ideal']:.3f}x", f"{PAPER_SPEEDUP_2X8:.2f}x",
-                 " / ".join("yes" if x >= SPEEDUP_GOAL else "no" for x in (r["speedup"], r["generated_hls_kernel"]["speedup"])),
+                 " / ".join("yes" if x >= SPEEDUP_GOAL else "no" for x in (r["speedup"], r["generated_hls_kernel"]["speedup"]))
+                 if goal_applies else "-",
                  _pct(r["utilization"])] for n, r in nets.items()]))
     log("\nwhere the modelled BDWP step's cycles go (RTL kernel):")
     log(_table(["network"] + list(BREAKDOWN_PARTS),
