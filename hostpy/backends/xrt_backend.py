@@ -212,6 +212,8 @@ class XrtDevice(Device):
         self._check_pending()
         px = self.pyxrt
         job = f"{call.mode} rows={call.rows} k={call.k} cols={call.cols}"
+        scalars = scalar_values(self.arch, call)
+        ints = {r["name"]: _int_arg(r["name"], scalars[r["name"]]) for r in self._args if r["kind"] == "scalar"}
         bos: dict[str, _Bo] = {}
         for name, data in call.inputs().items():
             b = bos[name] = self._pool.get(name, data.size, np.uint8, alloc=self._alloc_for(name))
@@ -220,7 +222,6 @@ class XrtDevice(Device):
         layout = output_layout(self.arch, call)
         for name, (count, dtype) in layout.items():
             bos[name] = self._pool.get(name, count, dtype, alloc=self._alloc_for(name))
-        scalars = scalar_values(self.arch, call)
         if self.status_source == "host":
             check_status(self.arch, host_status(self.arch, call, {n: b.bo.address() for n, b in bos.items()}), call)
         run = px.run(self.kernel)
@@ -230,7 +231,7 @@ class XrtDevice(Device):
                 b = bos.get(name) or self._pool.placeholder(self.kernel.group_id(i))
                 value = b.bo
             elif reg["kind"] == "scalar":
-                value = _int_arg(name, scalars[name])
+                value = ints[name]
             else:
                 continue                    # output scalar: read back, never set
             try:
