@@ -214,16 +214,19 @@ class XrtDevice(Device):
         job = f"{call.mode} rows={call.rows} k={call.k} cols={call.cols}"
         scalars = scalar_values(self.arch, call)
         ints = {r["name"]: _int_arg(r["name"], scalars[r["name"]]) for r in self._args if r["kind"] == "scalar"}
-        bos: dict[str, _Bo] = {}
-        for name, data in call.inputs().items():
-            b = bos[name] = self._pool.get(name, data.size, np.uint8, alloc=self._alloc_for(name))
-            b.bo.write(np.ascontiguousarray(data, dtype=np.uint8), 0)
-            self._sync(b, "XCL_BO_SYNC_BO_TO_DEVICE", data.size)
+        inputs = call.inputs()
         layout = output_layout(self.arch, call)
+        bos: dict[str, _Bo] = {}
+        for name, data in inputs.items():
+            bos[name] = self._pool.get(name, data.size, np.uint8, alloc=self._alloc_for(name))
         for name, (count, dtype) in layout.items():
             bos[name] = self._pool.get(name, count, dtype, alloc=self._alloc_for(name))
-        if self.status_source == "host":
+        if self.status_source == "host":            # refused before anything is written or started
             check_status(self.arch, host_status(self.arch, call, {n: b.bo.address() for n, b in bos.items()}), call)
+        for name, data in inputs.items():
+            b = bos[name]
+            b.bo.write(np.ascontiguousarray(data, dtype=np.uint8), 0)
+            self._sync(b, "XCL_BO_SYNC_BO_TO_DEVICE", data.size)
         run = px.run(self.kernel)
         for i, reg in enumerate(self._args):
             name = reg["name"]
