@@ -135,7 +135,7 @@ def test_timeout_leaves_the_device_busy_until_the_job_ends(tmp_path_factory):
     # While the old job runs the next call writes nothing and says why.
     writes = len(dev.writes)
     a2, b2 = _gemm_operands(seed=7)
-    with pytest.raises(DeviceBusyError, match="still running DENSE rows=8 k=16 cols=8, which timed out"):
+    with pytest.raises(DeviceBusyError, match="still running DENSE rows=8 k=16 cols=8, started .* ago, whose wait timed out"):
         acc.gemm(a2, b2)
     assert len(dev.writes) == writes and dev.starts == 1 and not dev.violations
     # The old job ends and leaves its (clear-on-read) ap_done set; the new job takes three polls.
@@ -144,6 +144,26 @@ def test_timeout_leaves_the_device_busy_until_the_job_ends(tmp_path_factory):
     dev.polls_to_done = 3
     assert np.array_equal(acc.gemm(a2, b2), golden.gemm_dense(a2, b2, data_bits=8, acc_bits=32))
     assert dev.starts == 2 and not dev.violations
+
+
+def test_an_interrupted_wait_leaves_the_device_busy_too(tmp_path_factory, monkeypatch):
+    acc, dev = _open(tmp_path_factory)
+    a, b = _gemm_operands()
+    dev.hang = True
+    real = type(dev).read_registers
+
+    def interrupt(self, address, length):
+        if self.running and self.ctrl_reads > 3:
+            raise KeyboardInterrupt
+        return real(self, address, length)
+    monkeypatch.setattr(type(dev), "read_registers", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        acc.gemm(a, b)
+    monkeypatch.setattr(type(dev), "read_registers", real)
+    with pytest.raises(DeviceBusyError, match="still running DENSE"):
+        acc.gemm(a, b)
+    dev.finish()
+    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, data_bits=8, acc_bits=32))
 
 
 def test_wait_idle_and_reset_recover_from_a_timeout(tmp_path_factory):

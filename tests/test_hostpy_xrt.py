@@ -24,7 +24,7 @@ from hostpy.errors import BackendUnavailableError, DeviceTimeoutError, KernelErr
 from fakes import fake_pyxrt, write_fake_xclbin
 from test_hostpy_helpers import arch_dir
 
-VERSIONS = [(2, 11), (2, 15), (2, 16), (2, 23)]
+VERSIONS = [(2, 11), (2, 12), (2, 15), (2, 16), (2, 23)]
 
 
 def _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23), executor=None, timeout_s=0.01, tile=(16, 32, 16),
@@ -114,6 +114,21 @@ def test_timed_out_run_is_kept_and_the_device_busy_until_it_ends(tmp_path_factor
     assert not old & {id(buf.bo) for buf in acc.device._pool.buffers().values()}   # never reused
     gc.collect()
     assert not px.fatal
+
+
+def test_an_interrupted_wait_keeps_the_run(tmp_path_factory, tmp_path, monkeypatch):
+    acc, px = _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23))
+    px._state.hang = True
+
+    def interrupted(self, *timeout):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(px.run, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        acc.gemm(*_gemm_operands())
+    gc.collect()
+    assert not px.fatal and acc.device._pending is not None
+    with pytest.raises(DeviceBusyError):
+        acc.gemm(*_gemm_operands())
 
 
 def test_wait_idle_waits_a_timed_out_run_out(tmp_path_factory, tmp_path, monkeypatch):

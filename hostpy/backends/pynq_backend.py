@@ -165,7 +165,7 @@ class PynqDevice(Device):
         bits = rm["control"]["bits"]
         self._start_bit, self._done_bit, self._idle_bit = (1 << bits[b] for b in ("ap_start", "ap_done", "ap_idle"))
         self._status = next((a for a in rm["args"] if a["kind"] == "scalar_out" and a["name"] == "status"), None)
-        self._stuck: dict | None = None      # the job that timed out, while it may still run
+        self._stuck: dict | None = None      # a started job whose ap_done was not seen: it may still run
         self._closed = False
 
     # ---- buffers ----
@@ -198,8 +198,8 @@ class PynqDevice(Device):
             if self._stuck is not None:
                 age = time.monotonic() - self._stuck["since"]
                 raise DeviceBusyError(
-                    f"{self.arch.spec.name}: the kernel is still running {self._stuck['job']}, which timed out "
-                    f"{age:.1f} s ago (ap_idle is 0); nothing was written. Wait for it (device.wait_idle()) or "
+                    f"{self.arch.spec.name}: the kernel is still running {self._stuck['job']}, started {age:.1f} s "
+                    f"ago, whose wait timed out or was interrupted (ap_idle is 0); nothing was written. Wait for it (device.wait_idle()) or "
                     f"reload the bitstream (device.reset()).")
             raise DeviceBusyError(f"{self.arch.spec.name}: the kernel is not idle (control register {ctrl:#x}) "
                                   f"before a start; is another process driving it?")
@@ -229,8 +229,12 @@ class PynqDevice(Device):
             if reg["kind"] == "ptr" and reg["name"] not in values:
                 values[reg["name"]] = self._pool.placeholder(reg.get("bank", 0)).device_address
         self._write_regs(values)
+        # From ap_start until ap_done has been seen the job counts as possibly running: a timeout or an
+        # interrupt (Ctrl-C) in between leaves the device busy-unknown for the next call.
+        self._stuck = {"job": self._describe(call), "since": time.monotonic()}
         self.ip.write(self._ctrl, self._start_bit)
         self._wait_done(call)
+        self._stuck = None
         check_status(self.arch, self._read_status(call), call)
         result = {}
         for name, (buf, count) in outs.items():
@@ -253,7 +257,6 @@ class PynqDevice(Device):
         while not self.ip.read(self._ctrl) & self._done_bit:
             now = time.monotonic()
             if now > deadline:
-                self._stuck = {"job": self._describe(call), "since": now}
                 raise DeviceTimeoutError(
                     f"{self.arch.spec.name}: no ap_done within {self.timeout_s} s after starting "
                     f"{self._describe(call)}; the kernel may still be running it: the next call checks ap_idle "
@@ -300,7 +303,7 @@ class PynqDevice(Device):
             UNRELEASED.append(buffers)
             nbytes = sum(b.nbytes for b in buffers)
             warnings.warn(f"{self.arch.spec.name}: close() left {len(buffers)} buffers ({nbytes} bytes) allocated: "
-                          f"the kernel is still running {self._stuck['job']}, which timed out, and may write "
+                          f"the kernel is still running {self._stuck['job']}, whose wait timed out, and may write "
                           f"them; they stay allocated until the process exits (reload the bitstream to stop "
                           f"the kernel)", RuntimeWarning, stacklevel=2)
             return

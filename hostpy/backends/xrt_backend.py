@@ -242,7 +242,12 @@ class XrtDevice(Device):
             except (TypeError, IndexError, RuntimeError, ValueError) as e:
                 raise KernelError(f"{self.arch.spec.name}: XRT refused argument {i} ({name}) of {job}: {e}") from e
         run.start()
-        state = run.wait(self.timeout_ms)
+        try:
+            state = run.wait(self.timeout_ms)
+        except BaseException:           # e.g. KeyboardInterrupt: never let a running run be destroyed
+            if not self._finished(run.state()):
+                self._pending = _Pending(run, self._pool.detach(bos), job, self.device, self.kernel, self.context)
+            raise
         if not self._finished(state):
             self._pending = _Pending(run, self._pool.detach(bos), job, self.device, self.kernel, self.context)
             raise DeviceTimeoutError(
