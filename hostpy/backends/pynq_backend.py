@@ -90,32 +90,58 @@ def _words(offset: int, size_bits: int) -> set[int]:
     return set(range(offset, offset + max(size_bits, 32) // 8, 4))
 
 
-def check_register_map(arch: Arch, registers: dict, addr_range: int | None = None) -> None:
+def _name_pattern(name: str):
+    # Vitis HLS: `a_val_1`/`a_val_2` for the two words of a pointer (or one 64-bit `a_val`), `<name>_ctrl`
+    # holding `<name>_ap_vld` for an output scalar, `_r` appended to names that clash with HDL keywords.
+    return re.compile(rf"^{re.escape(name)}(_r)?(_\d+|_ctrl|_ap_vld|_data(_\d+)?)?$", re.IGNORECASE)
+
+
+def check_register_map(arch: Arch, registers: dict, addr_range: int | None = None) -> list[str]:
     """Refuse an overlay whose kernel registers (PYNQ's parse of the .hwh) disagree with regmap.json.
 
     ``registers`` is ``ip_dict[ip]["registers"]``: name -> {address_offset, size (bits), ...}. For each
-    argument the 32-bit words its registers cover in the overlay (``a_val_1``/``a_val_2`` or one 64-bit
-    ``a_val``; Vitis HLS may append ``_r`` to a name; an output scalar has ``<name>_ctrl`` for ap_vld)
-    must be exactly the words regmap.json gives it. Raises :class:`ArchMismatchError` naming the
-    register.
+    argument, the 32-bit words covered by the overlay's registers of that name must be exactly the
+    words regmap.json gives it (a pointer: two; a scalar: one; an output scalar: value and ap_vld).
+    Where no register carries the argument's name (a naming scheme this check does not know), the
+    words must still be covered, by registers named after no other argument; that is accepted and
+    noted (the returned list). Raises :class:`ArchMismatchError` naming the register otherwise.
     """
     rm = arch.regmap
     where = f"the overlay's {rm['kernel']} (.hwh)"
+    patterns = {a["name"]: _name_pattern(a["name"]) for a in rm["args"]}
+
+    def owner(reg_name):
+        return next((arg for arg, pat in patterns.items() if pat.match(reg_name)), None)
+
+    by_word = {}
+    for n, r in registers.items():
+        for w in _words(r["address_offset"], int(r.get("size", 32))):
+            by_word[w] = n
+    notes = []
     for a in rm["args"]:
-        pat = re.compile(rf"^{re.escape(a['name'])}(_r)?(_\d+|_ctrl)?$", re.IGNORECASE)
-        mine = {n: r for n, r in registers.items() if pat.match(n)}
+        mine = {n: r for n, r in registers.items() if patterns[a["name"]].match(n)}
         expect = {a["offset"]} if a["kind"] == "scalar" else \
             {a["offset"], a["offset"] + 4} if a["kind"] == "ptr" else {a["offset"], a["vld_offset"]}
-        got = set().union(*(_words(r["address_offset"], int(r.get("size", 32))) for r in mine.values())) if mine else set()
+        want = ", ".join(f"{o:#x}" for o in sorted(expect))
+        if not mine:
+            at = {w: by_word.get(w) for w in sorted(expect)}
+            missing = [f"{w:#x}" for w, n in at.items() if n is None]
+            if missing:
+                raise ArchMismatchError(f"register {a['name']}: {where} has no register of that name and none at "
+                                        f"{', '.join(missing)}, where regmap.json puts it; the bitstream was not built "
+                                        f"from this regmap.json ({rm['arch']})")
+            taken = sorted({n for n in at.values() if owner(n) not in (None, a["name"])})
+            if taken:
+                raise ArchMismatchError(f"register {a['name']}: regmap.json puts it at {want}, where {where} has "
+                                        f"{', '.join(taken)}")
+            notes.append(f"register {a['name']}: the overlay calls the register(s) at {want} "
+                         f"{', '.join(sorted(set(at.values())))}; accepted by offset")
+            continue
+        got = set().union(*(_words(r["address_offset"], int(r.get("size", 32))) for r in mine.values()))
         if got == expect:
             continue
-        if not mine:
-            raise ArchMismatchError(f"register {a['name']}: {where} has no register of that name (it has "
-                                    f"{', '.join(sorted(registers)) or 'none'}); the bitstream was not built from "
-                                    f"this regmap.json ({rm['arch']})")
         have = ", ".join(f"{n} at {r['address_offset']:#x} ({r.get('size', 32)} bits)"
                          for n, r in sorted(mine.items(), key=lambda kv: kv[1]["address_offset"]))
-        want = ", ".join(f"{o:#x}" for o in sorted(expect))
         hint = ""
         if a["kind"] == "ptr" and len(got) == 1:
             hint = (": a 32-bit m_axi address, so the kernel was exported without `config_interface "
@@ -125,6 +151,7 @@ def check_register_map(arch: Arch, registers: dict, addr_range: int | None = Non
     if addr_range is not None and addr_range < rm.get("registers_end", 0):
         raise ArchMismatchError(f"{where} maps {addr_range:#x} bytes of registers, regmap.json needs "
                                 f"{rm['registers_end']:#x}")
+    return notes
 
 
 class PynqDevice(Device):
@@ -150,8 +177,7 @@ class PynqDevice(Device):
             addr_range = desc.get("addr_range")
         elif registers is None:
             registers = getattr(ip, "_registers", None)     # DefaultIP keeps the .hwh registers of its description
-        if registers:
-            check_register_map(arch, registers, addr_range)
+        self.register_notes = check_register_map(arch, registers, addr_range) if registers else []
         self.registers_checked = bool(registers)
         self.overlay = overlay
         self.ip = ip
