@@ -42,7 +42,7 @@ import numpy as np
 
 from hostpy.abi import Abi
 from hostpy.backends.numpy_backend import NumpyDevice
-from hostpy.device import KernelCall
+from hostpy.device import KernelCall, aligned_bytes
 
 PTR_ORDER = ("a_val", "a_idx", "b", "c", "ff_val", "ff_idx", "bp_val", "bp_idx")   # satgen_run's pointer order
 
@@ -213,7 +213,7 @@ def _make_fake_pynq_device_class():
             buf = pynq.buffer.PynqBuffer(shape, dtype, device=self, device_address=self._next, bo=len(self._dev) + 1,
                                          coherent=False)
             buf[...] = 0
-            self._dev[buf.bo] = np.zeros(buf.nbytes, np.uint8)
+            self._dev[buf.bo] = aligned_bytes(buf.nbytes, 4096)        # device memory: page-aligned, as CMA
             self._addr[buf.bo] = self._next
             self._next += (buf.nbytes + 0xFFF) & ~0xFFF
             self.buffers.append(buf)
@@ -514,7 +514,7 @@ def fake_pyxrt(arch, executor=None, *, version=(2, 23), hang=False):
                 raise RuntimeError("size must be a positive number")
             self.group, self._size = group, size
             self.host = np.zeros(size, np.uint8)
-            self.dev = np.zeros(size, np.uint8)
+            self.dev = aligned_bytes(size, 4096)     # device memory: page-aligned (a C executor checks alignment)
             self.syncs = []
             self._address = dev._address(group, size)
             state.live_bos += 1
