@@ -74,7 +74,9 @@ def test_buffers_in_their_banks_and_partial_syncs(tmp_path_factory, tmp_path, mo
     bufs = pool.buffers()
     assert bufs["a_val"].bo.syncs == [("XCL_BO_SYNC_BO_TO_DEVICE", sizes["a_val"], 0)]
     assert bufs["b"].bo.syncs == [("XCL_BO_SYNC_BO_TO_DEVICE", sizes["b"], 0)]
-    assert bufs["c"].bo.syncs == [("XCL_BO_SYNC_BO_FROM_DEVICE", sizes["c"], 0)]
+    # c: the POISON fill goes down (status unreadable on this pyxrt), the result comes back; both partial
+    assert bufs["c"].bo.syncs == [("XCL_BO_SYNC_BO_TO_DEVICE", sizes["c"], 0),
+                                  ("XCL_BO_SYNC_BO_FROM_DEVICE", sizes["c"], 0)]
     unused = {r["bank"] for r in rm["args"] if r["kind"] == "ptr" and r["name"] not in ("a_val", "b", "c")}
     assert set(pool.placeholders()) == unused
 
@@ -205,7 +207,8 @@ def test_uint32_scalars_go_through_as_c_int_bits(tmp_path_factory, tmp_path, mon
             return 0
 
     monkeypatch.setitem(sys.modules, "pyxrt", fake_pyxrt(arch, Record()))
-    acc2 = hostpy.open(arch.path, backend="xrt", xclbin=write_fake_xclbin(tmp_path / "x.xclbin", arch))
+    acc2 = hostpy.open(arch.path, backend="xrt", xclbin=write_fake_xclbin(tmp_path / "x.xclbin", arch),
+                       poison_outputs=False)       # the recording executor computes nothing
     a = Abi(arch.spec).pack_grouped(np.ones((4, 8), np.int8), arch.spec.rows)
     # A value above 2**31 - 1 (pyxrt's set_arg takes a C int) arrives with its 32 bits unchanged.
     acc2.device.execute(KernelCall("DENSE", 4, 8, 4, a, None, a, n=(1 << 32) - 2))
@@ -231,6 +234,11 @@ def test_status_register_on_pyxrt_2_11_and_host_refusal_elsewhere(tmp_path_facto
     with pytest.raises(KernelError, match=r"bad_n"):
         acc2.device.execute(KernelCall("PRUNE", 8, 16, 0, w, n=1))
     assert px2._state.starts == 0
+    # ... and a refusal the host did not predict shows as outputs the kernel never wrote
+    acc3, px3 = _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23), executor=Refuses())
+    with pytest.raises(KernelError, match=r"wrote none of c for DENSE .* did not predict"):
+        acc3.gemm(*_gemm_operands())
+    assert px3._state.starts == 1
 
 
 def test_pyxrt_too_old_and_unreadable_xclbin_are_clear_errors(tmp_path_factory, tmp_path, monkeypatch):

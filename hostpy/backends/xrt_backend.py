@@ -35,7 +35,9 @@ runtime at the release tags 2.9 ... 2.23:
   every other pyxrt the backend evaluates the kernel's documented refusal rules on the host before
   starting (:func:`host_status`: mode, sizes, word alignment of the bo addresses, n) and raises the
   same :class:`KernelError`; ``status_source`` says which applies. A refusal the host does not
-  predict would go unnoticed there.
+  predict is caught afterwards: the output regions are filled with :data:`POISON` bytes before the
+  run (one extra host-to-device sync of the output bytes), and an output region the kernel left all
+  POISON is a :class:`KernelError` (``poison_outputs=False`` turns this off).
 """
 from __future__ import annotations
 
@@ -52,6 +54,12 @@ from ..archdir import Arch
 from ..device import (BufferPool, Device, DeviceBusyError, KernelCall, check_status, output_layout,
                       scalar_values)
 from ..errors import BackendUnavailableError, DeviceTimeoutError, KernelError
+
+# Byte the output regions are filled with before a run when the status register cannot be read: a
+# refused job writes no memory, so an output region still all POISON afterwards was not written (no
+# int32/int48 accumulator of int8/int16 operands within the kernel's limits is 0xA5A5..., and index
+# records leave the rest of their word zero).
+POISON = 0xA5
 
 # ert_cmd_state names of a run that is still queued or running.
 _NOT_FINISHED = ("ERT_CMD_STATE_NEW", "ERT_CMD_STATE_QUEUED", "ERT_CMD_STATE_SUBMITTED", "ERT_CMD_STATE_RUNNING",
@@ -139,7 +147,7 @@ class XrtDevice(Device):
     backend = "xrt"
 
     def __init__(self, arch: Arch, *, xclbin: str | Path | None = None, device_index: int = 0,
-                 timeout_s: float = 5.0):
+                 timeout_s: float = 5.0, poison_outputs: bool = True):
         super().__init__(arch)
         self.pyxrt = px = _import_pyxrt()
         if xclbin is None or not Path(xclbin).is_file():
@@ -160,6 +168,7 @@ class XrtDevice(Device):
             mode = px.kernel.cu_access_mode.exclusive if can_read else px.kernel.cu_access_mode.shared
             self.kernel = px.kernel(self.device, self.device.load_xclbin(xb), name, mode)
         self.status_source = "register" if can_read and self.api == "legacy" else "host"
+        self.poison_outputs = bool(poison_outputs)
         self.timeout_ms = min(max(1, math.ceil(float(timeout_s) * 1000)), (1 << 32) - 1)
         self._args = arch.regmap["args"]
         self._index = {a["name"]: i for i, a in enumerate(self._args)}
@@ -227,6 +236,10 @@ class XrtDevice(Device):
             b = bos[name]
             b.bo.write(np.ascontiguousarray(data, dtype=np.uint8), 0)
             self._sync(b, "XCL_BO_SYNC_BO_TO_DEVICE", data.size)
+        if self.status_source == "host" and self.poison_outputs:
+            for name, (count, _) in layout.items():     # a refused job writes nothing: see it afterwards
+                bos[name].bo.write(np.full(count, POISON, np.uint8), 0)
+                self._sync(bos[name], "XCL_BO_SYNC_BO_TO_DEVICE", count)
         run = px.run(self.kernel)
         for i, reg in enumerate(self._args):
             name = reg["name"]
@@ -263,6 +276,12 @@ class XrtDevice(Device):
             b = bos[name]
             self._sync(b, "XCL_BO_SYNC_BO_FROM_DEVICE", count)
             out[name] = np.asarray(b.bo.read(count, 0)).view(np.uint8).copy()
+        if self.status_source == "host" and self.poison_outputs:
+            unwritten = [name for name, data in out.items() if data.size and (data == POISON).all()]
+            if unwritten:
+                raise KernelError(f"{self.arch.spec.name}: the kernel wrote none of {', '.join(unwritten)} for {job}: it "
+                                  f"refused the job for a reason the host did not predict (this pyxrt cannot read "
+                                  f"the status register)")
         return out
 
     # ---- release ----
