@@ -220,6 +220,15 @@ def test_poll_backs_off_and_tiny_timeouts_are_clamped(tmp_path_factory):
         acc0.gemm(a, b)
 
 
+def test_a_scalar_that_does_not_fit_its_register_writes_nothing(tmp_path_factory):
+    acc, dev = _open(tmp_path_factory)
+    a = Abi(acc.spec).pack_grouped(np.ones((4, 8), np.int8), acc.spec.rows)
+    from hostpy.device import KernelCall
+    with pytest.raises(KernelError, match="n=4294967296 does not fit its 32-bit register"):
+        acc.device.execute(KernelCall("DENSE", 4, 8, 4, a, None, a, n=1 << 32))
+    assert dev.writes == [] and dev.syncs == []
+
+
 def test_status_register_refusal_and_missing_status(tmp_path_factory):
     bits = None
 

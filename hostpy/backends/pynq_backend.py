@@ -199,20 +199,25 @@ class PynqDevice(Device):
         return pynq.allocate((count,), dtype=dtype, target=self.pynq_device)
 
     # ---- registers ----
-    def _write_regs(self, values: dict[str, int]) -> None:
+    def _register_words(self, values: dict[str, int]) -> list[tuple[int, int]]:
+        """(offset, 32-bit word) of every input argument register, all checked before any is written."""
+        words = []
         for reg in self.arch.regmap["args"]:
             if reg["kind"] == "scalar_out":
                 continue
-            value = int(values[reg["name"]])
+            value = values[reg["name"]]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise KernelError(f"{reg['name']}: {value!r} is not an integer")
+            value = int(value)
             if reg["kind"] == "ptr":
                 if not 0 <= value < 1 << 64:
                     raise KernelError(f"{reg['name']}: device address {value:#x} does not fit 64 bits")
-                self.ip.write(reg["offset"], value & 0xFFFFFFFF)
-                self.ip.write(reg["offset"] + 4, value >> 32)
+                words += [(reg["offset"], value & 0xFFFFFFFF), (reg["offset"] + 4, value >> 32)]
             else:
                 if not 0 <= value < 1 << 32:
                     raise KernelError(f"{reg['name']}={value} does not fit its 32-bit register")
-                self.ip.write(reg["offset"], value)
+                words.append((reg["offset"], value))
+        return words
 
     def _describe(self, call: KernelCall) -> str:
         return f"{call.mode} rows={call.rows} k={call.k} cols={call.cols}"
@@ -225,8 +230,8 @@ class PynqDevice(Device):
                 age = time.monotonic() - self._stuck["since"]
                 raise DeviceBusyError(
                     f"{self.arch.spec.name}: the kernel is still running {self._stuck['job']}, started {age:.1f} s "
-                    f"ago, whose wait timed out or was interrupted (ap_idle is 0); nothing was written. Wait for it (device.wait_idle()) or "
-                    f"reload the bitstream (device.reset()).")
+                    f"ago, whose wait timed out or was interrupted (ap_idle is 0); nothing was written. Wait for it "
+                    f"(device.wait_idle()) or reload the bitstream (device.reset()).")
             raise DeviceBusyError(f"{self.arch.spec.name}: the kernel is not idle (control register {ctrl:#x}) "
                                   f"before a start; is another process driving it?")
         if self._stuck is not None:
@@ -242,6 +247,7 @@ class PynqDevice(Device):
             raise BackendUnavailableError("the pynq device is closed")
         self._ensure_idle()
         values: dict[str, int] = dict(scalar_values(self.arch, call))
+        self._register_words({**values, **{r["name"]: 0 for r in self.arch.regmap["args"] if r["kind"] == "ptr"}})
         for name, data in call.inputs().items():
             buf = self._pool.get(name, data.size, np.uint8)
             buf[:data.size] = data
@@ -254,7 +260,9 @@ class PynqDevice(Device):
         for reg in self.arch.regmap["args"]:
             if reg["kind"] == "ptr" and reg["name"] not in values:
                 values[reg["name"]] = self._pool.placeholder(reg.get("bank", 0)).device_address
-        self._write_regs(values)
+        words = self._register_words(values)
+        for offset, word in words:
+            self.ip.write(offset, word)
         # From ap_start until ap_done has been seen the job counts as possibly running: a timeout or an
         # interrupt (Ctrl-C) in between leaves the device busy-unknown for the next call.
         self._stuck = {"job": self._describe(call), "since": time.monotonic()}
