@@ -78,6 +78,20 @@ def test_register_programming_and_partial_syncs_of_one_sparse_call(tmp_path_fact
         [("invalidate", bo["c"], 0, sizes["c"])]
 
 
+@pytest.mark.parametrize("name", ["dense", "sat_2x8_kv260", "sat_2x4"])
+def test_other_presets_bit_exact(tmp_path_factory, name):
+    acc, dev = _open(tmp_path_factory, name)
+    s = acc.spec
+    a, b = _gemm_operands(seed=11, rows=9, k=24, cols=5)
+    kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
+    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, **kw))
+    if s.sparse:
+        p = acc.prune(a)
+        ff, _ = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
+        assert np.array_equal(acc.ff(p, b), golden.ff(ff, b, **kw))
+    assert not dev.violations
+
+
 def test_the_kernel_sees_device_memory_only_after_a_flush(tmp_path_factory, monkeypatch):
     """The fake keeps host and device copies apart: without the flush the kernel computes on stale bytes."""
     acc, dev = _open(tmp_path_factory)

@@ -62,6 +62,20 @@ def test_three_passes_bit_exact_on_every_pyxrt_generation(tmp_path_factory, tmp_
     assert px._state.starts == acc.calls > 4 and not px.fatal
 
 
+@pytest.mark.parametrize("name", ["dense", "sat_2x8_kv260", "sat_2x4"])
+def test_other_presets_bit_exact(tmp_path_factory, tmp_path, monkeypatch, name):
+    acc, px = _open(tmp_path_factory, tmp_path, monkeypatch, name=name, tile=None)
+    s = acc.spec
+    kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
+    a, b = _gemm_operands(seed=11, rows=9, k=24, cols=5)
+    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, **kw))
+    if s.sparse:
+        p = acc.prune(a)
+        ff, _ = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
+        assert np.array_equal(acc.ff(p, b), golden.ff(ff, b, **kw))
+    assert not px.fatal
+
+
 def test_buffers_in_their_banks_and_partial_syncs(tmp_path_factory, tmp_path, monkeypatch):
     acc, px = _open(tmp_path_factory, tmp_path, monkeypatch)
     a, b = _gemm_operands(rows=10, k=24, cols=9)
