@@ -26,7 +26,7 @@ import numpy as np
 
 from .abi import Abi
 from .archdir import Arch
-from .errors import HostError, KernelError
+from .errors import DeviceBusyError, KernelError  # DeviceBusyError: imported by the board backends from here too
 
 __all__ = ["KernelCall", "Device", "output_layout", "scalar_values", "check_status", "aligned_bytes", "BufferPool",
            "DeviceBusyError"]
@@ -82,10 +82,6 @@ def aligned_bytes(nbytes: int, align: int) -> np.ndarray:
     raw = np.zeros(nbytes + align, np.uint8)
     skip = (-raw.ctypes.data) % align
     return raw[skip:skip + nbytes]
-
-
-class DeviceBusyError(HostError, RuntimeError):
-    """The kernel is still running a job that timed out earlier: wait for it (``wait_idle``) or reset."""
 
 
 class Device(abc.ABC):

@@ -20,7 +20,7 @@
 * A timeout leaves the kernel running (PYNQ cannot stop an HLS kernel). The device then is
   *busy-unknown*: before every start the backend reads the control register (which also clears a
   stale, clear-on-read ap_done) and refuses to start while ap_idle is 0
-  (:class:`hostpy.device.DeviceBusyError`), so no argument register is rewritten under a running
+  (:class:`hostpy.errors.DeviceBusyError`), so no argument register is rewritten under a running
   job and no old ap_done is taken for a new job. :meth:`PynqDevice.wait_idle` waits the job out;
   :meth:`PynqDevice.reset` reloads the bitstream. ``close()`` frees no buffer a running job may
   still write, and says so.

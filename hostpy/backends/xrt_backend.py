@@ -24,7 +24,7 @@ runtime at the release tags 2.9 ... 2.23:
   leaves the kernel running and pyxrt has no abort, so the run object is kept (from XRT 2.23 on,
   destroying a running run aborts the process), its buffers leave the pool for good (a late write
   of the old run can never land in a new call's buffers), and until ``run.state()`` says it ended
-  every call raises :class:`hostpy.device.DeviceBusyError`. :meth:`XrtDevice.wait_idle` waits it
+  every call raises :class:`hostpy.errors.DeviceBusyError`. :meth:`XrtDevice.wait_idle` waits it
   out; stopping it needs a card reset (``xbutil reset``) outside this process. ``close()``
   releases the runs, buffers, kernel, hardware context and device; what it cannot release (a run
   that still runs) it keeps alive until the process exits and says so in a RuntimeWarning.
