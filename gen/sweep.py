@@ -330,7 +330,7 @@ def _client(scheduler: str, workers: int, log):
             return Client(scheduler, timeout="10s"), None, f"scheduler {scheduler}"
         except (OSError, TimeoutError, ValueError) as e:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster, f"LocalCluster({workers} worker{'s' * (workers != 1)})"
 
