@@ -116,6 +116,9 @@ def test_pareto_fit_and_choice():
     slow = _pt("slow", 20.0, dsp=1000, lut=100_000)
     worse = _pt("worse", 21.0, dsp=1000, lut=100_000)
     assert [p["name"] for p in pareto_front([fast, slow, worse])] == ["fast", "slow"]
+    # while the top is the core, the RAM axis is the spec's buffer estimate
+    thrifty = _pt("thrifty", 21.0, dsp=1000, lut=100_000, buffer_ramb18_estimate=-1)
+    assert "thrifty" in {p["name"] for p in pareto_front([fast, slow, thrifty])}
     for p in (fast, slow, worse):
         p.update(fit_report(p, "xcvu9p-fsgd2104-2L-e", 0.7))
     assert fast["fits_budget"] is False and fast["device_fraction"]["dsp"] == pytest.approx(5000 / 6840, abs=1e-5)
