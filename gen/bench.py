@@ -377,6 +377,10 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
                  f"{layer['speedup']:.3f}x", _pct(layer["dense_utilization"]), _pct(layer["bdwp_utilization"]),
                  layer["loop_order"].get("FF", "")] for layer in rn["layers"]]))
 
+    # End-to-end step (gen/e2e.py): + host work measured here, PCIe modelled -> networks.<net>.end_to_end_speedup.
+    from .e2e import merge_into_bench
+    merge_into_bench(report, spec, batch, log=log)
+
     # 3. What bounds the speedup, and what each dataflow idea buys.
     if spec.sparse:
         report["bounds"] = {n: bound_analysis(spec, n, batch, headline) for n in network_names()}

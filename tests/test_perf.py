@@ -15,7 +15,6 @@ from gen import perf, workloads
 from gen.perf import BASELINE_SCHEDULE, PerfError, Schedule, gemm_cost, prune_cost, step_cost
 from gen.render import generate
 from gen.spec import PRESETS, make_spec, preset
-from gen.sweep import evaluate, pareto_front, resources, sweep_points
 
 S28 = preset("sat_2x8")
 
@@ -262,21 +261,6 @@ def test_bench_json_schema(bench_out):
         assert (out / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sweep_points_and_pareto():
-    pts = sweep_points(S28, arrays=((4, 4), (8, 8)), ratios=((2, 8),), depths=(256,))
-    res = [evaluate((p, "vgg16_cifar", 1)) for p in pts]
-    assert [r["dsp"] for r in res] == [math.ceil(r * c * 2 * S28.dsp_per_multiplier) for r, c in ((4, 4), (8, 8))]
-    assert res[1]["bdwp_cycles"] < res[0]["bdwp_cycles"]
-    front = pareto_front(res)
-    assert {p["name"] for p in front} == {r["name"] for r in res}  # faster costs more DSPs: both stay
-    dominated = dict(res[0], name="worse", bdwp_cycles=res[0]["bdwp_cycles"] + 1)
-    assert "worse" not in {p["name"] for p in pareto_front(res + [dominated])}
-    bad = evaluate((dict(pts[0], n=9), "vgg16_cifar", 1))
-    assert "error" in bad and "n" in bad["error"]
-    r = resources(make_spec(name="x", rows=2, cols=2, wbuf_depth=64, abuf_depth=64))
-    assert r["multipliers"] == 2 * 2 * 2
-
-
 def test_bench_on_the_dense_baseline(tmp_path):
     from gen.bench import run_bench
     out = tmp_path / "dense"
@@ -350,18 +334,3 @@ def test_model_lower_bounds(rows, k, cols, name, sparse):
     assert seq.cycles >= best.cycles
     slots = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     assert best.bytes_in >= rows * slots * spec.mem_data_bits // 8 + k * cols * spec.mem_data_bits // 8
-
-
-def test_sweep_cli(tmp_path):
-    from click.testing import CliRunner
-    from gen.sweep import main
-    out = tmp_path / "sweep.json"
-    r = CliRunner().invoke(main, ["--network", "vgg16_cifar", "--batch", "1", "--jobs", "1", "--arrays", "4x4,8x8",
-                                  "--ratios", "2:8", "--depths", "256", "--json", str(out)])
-    assert r.exit_code == 0, r.output
-    data = json.loads(out.read_text())
-    assert len(data["points"]) == 2 and set(data["pareto"]) <= {p["name"] for p in data["points"]}
-    bad = CliRunner().invoke(main, ["--arrays", "8y8"])
-    assert bad.exit_code != 0 and "'8y8' is not a valid entry" in bad.output
-    bad = CliRunner().invoke(main, ["--ratios", "9:8", "--arrays", "8x8", "--depths", "256", "--jobs", "1"])
-    assert bad.exit_code == 2 and "skipped" in bad.output and "'n'" in bad.output
