@@ -578,6 +578,10 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
     # 2. Networks on this architecture: the modelled RTL kernel and the HLS kernel's trip counts.
     report["networks"] = nets = networks_section(spec, batch, schedule, log)
 
+    # End-to-end step (gen/e2e.py): + host work measured here, PCIe modelled -> networks.<net>.end_to_end_speedup.
+    from .e2e import merge_into_bench
+    merge_into_bench(report, spec, batch, log=log)
+
     # 3. What is left of the gap, and what each mechanism buys.
     if spec.sparse:
         report["bounds"] = gap_section(spec, batch, schedule, log)

@@ -4,7 +4,8 @@
 
 Writes ``<out>/reports/synth.json``: for each target an object with integer ``lut`` (LUT1..LUT6,
 plus SRL/LUTRAM cells, which occupy LUTs), ``ff`` (FDRE/FDSE/FDCE/FDPE), ``dsp`` (DSP48E2) and
-``bram`` (in RAMB18 units: RAMB18E2 + 2 x RAMB36E2), and the raw cell counts. Targets:
+``bram`` (in RAMB18 units: RAMB18E2 + 2 x RAMB36E2), ``uram`` (URAM288), and the raw cell counts.
+Targets:
 
 * ``pe``: sat_pe of the spec; ``array``: sat_array; ``core``: sat_core (array + control);
 * ``dense_pe``: the dense-baseline PE with the same multipliers (the spec with ``sparse=False``,
@@ -31,7 +32,7 @@ from pathlib import Path
 from .render import render_files
 from .spec import ArchSpec, SpecError, load_spec
 
-__all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "main"]
+__all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "kernel_target", "main"]
 
 TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe": "sat_pe"}
 SYNTH_CMD = "synth_xilinx -family xcup -noiopad -noclkbuf"
@@ -60,7 +61,20 @@ def resources(cells: dict[str, int]) -> dict[str, int]:
         "ff": sum(n for t, n in cells.items() if t in FF_CELLS),
         "dsp": cells.get("DSP48E2", 0),
         "bram": cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
+        "uram": cells.get("URAM288", 0),
     }
+
+
+def kernel_target(rtl_dir: Path) -> tuple[str, str]:
+    """(target, top) that stands for "the kernel" of a generated project's ``rtl/`` directory.
+
+    The complete RTL kernel ``sat_kernel`` (operand buffers + AXI masters) when the generator
+    produced ``sat_kernel.sv``; until then the streaming core ``sat_core`` (no operand buffers, so
+    no BRAM/URAM). Callers record which top they synthesized (the sweep's ``synth_top``).
+    """
+    if (Path(rtl_dir) / "sat_kernel.sv").is_file():
+        return "kernel", "sat_kernel"
+    return "core", "sat_core"
 
 
 def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, label: str = "") -> dict:

@@ -158,7 +158,9 @@ def check_prune(b: Built, w: np.ndarray) -> None:
 
 
 # ---- the make csim flow ------------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(PRESETS))
+# The VCU1525-sized presets (32x64 PEs) run every case in `make csim`; in CI they get the library's
+# one-GEMM-per-mode checks below (test_library_*), which is where their time goes.
+@pytest.mark.parametrize("name", [n for n in PRESETS if not n.endswith("_vu9p")])
 def test_csim_testbench_is_bit_exact_for_every_case(name, tmp_path):
     b = built(name)
     cases = cases_of(b.spec)

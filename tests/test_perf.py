@@ -1,4 +1,4 @@
-"""The cycle model (gen/perf.py), workload lowering (gen/workloads.py), bench output and sweep.
+"""The cycle model (gen/perf.py), workload lowering (gen/workloads.py) and bench output.
 
 Expected values are computed by hand from the spec's fields, buffers packed by hostpy.abi and the
 RTL core's cycle formulas (sim.cycles, measured on the RTL core), never copied from a run. These
@@ -21,8 +21,7 @@ from gen.perf import READ_MAX_BURST, READ_OUTSTANDING, PerfError, Schedule, gemm
 from hostpy.abi import Abi
 from sim import cycles as sim_cycles
 from gen.render import generate
-from gen.spec import PRESETS, make_spec, preset
-from gen.sweep import evaluate, pareto_front, resources, sweep_points
+from gen.spec import PRESETS, preset
 
 S28 = preset("sat_2x8")
 
@@ -302,7 +301,7 @@ def test_hls_kernel_figures_are_gen_hls_schedule(name):
 
 
 
-# ---- bench output and sweep --------------------------------------------------------------------
+# ---- bench output ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def bench_out(tmp_path_factory):
@@ -346,21 +345,6 @@ def test_bench_json_schema(bench_out):
         assert set(row) >= {"gemm", "modelled_core_cycles", "measured_rtl_core_cycles", "error"}
     for png in data["plots"]:
         assert (out / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_sweep_points_and_pareto():
-    pts = sweep_points(S28, arrays=((4, 4), (8, 8)), ratios=((2, 8),), depths=(256,))
-    res = [evaluate((p, "vgg16_cifar", 1)) for p in pts]
-    assert [r["dsp"] for r in res] == [math.ceil(r * c * 2 * S28.dsp_per_multiplier) for r, c in ((4, 4), (8, 8))]
-    assert res[1]["bdwp_cycles"] < res[0]["bdwp_cycles"]
-    front = pareto_front(res)
-    assert {p["name"] for p in front} == {r["name"] for r in res}  # faster costs more DSPs: both stay
-    dominated = dict(res[0], name="worse", bdwp_cycles=res[0]["bdwp_cycles"] + 1)
-    assert "worse" not in {p["name"] for p in pareto_front(res + [dominated])}
-    bad = evaluate((dict(pts[0], n=9), "vgg16_cifar", 1))
-    assert "error" in bad and "n" in bad["error"]
-    r = resources(make_spec(name="x", rows=2, cols=2, wbuf_depth=64, abuf_depth=64))
-    assert r["multipliers"] == 2 * 2 * 2
 
 
 def test_bench_on_the_dense_baseline(tmp_path):
@@ -449,17 +433,3 @@ def test_model_lower_bounds(rows, k, cols, name, sparse, latency, wpc):
     if wpc < 1.0:
         assert call.cycles >= perf.kernel_call_cycles(spec, mode, rows, k, cols, MemoryModel(read_latency=latency))
 
-
-def test_sweep_cli(tmp_path):
-    from click.testing import CliRunner
-    from gen.sweep import main
-    out = tmp_path / "sweep.json"
-    r = CliRunner().invoke(main, ["--network", "vgg16_cifar", "--batch", "1", "--jobs", "1", "--arrays", "4x4,8x8",
-                                  "--ratios", "2:8", "--depths", "256", "--json", str(out)])
-    assert r.exit_code == 0, r.output
-    data = json.loads(out.read_text())
-    assert len(data["points"]) == 2 and set(data["pareto"]) <= {p["name"] for p in data["points"]}
-    bad = CliRunner().invoke(main, ["--arrays", "8y8"])
-    assert bad.exit_code != 0 and "'8y8' is not a valid entry" in bad.output
-    bad = CliRunner().invoke(main, ["--ratios", "9:8", "--arrays", "8x8", "--depths", "256", "--jobs", "1"])
-    assert bad.exit_code == 2 and "skipped" in bad.output and "'n'" in bad.output
