@@ -66,7 +66,9 @@ ARRAYS = ((16, 16), (32, 32), (32, 48), (48, 32), (48, 48), (32, 64), (64, 32), 
 RATIOS = ((2, 8),)
 DEPTHS = (2048, 4096, 8192)
 AXIS = (512,)
-MODEL_SOURCES = ("gen/perf.py", "gen/workloads.py", "sim/cycles.py", "gen/spec.py")
+# Everything the modelled step time depends on: a change to any of them re-evaluates cached points.
+MODEL_SOURCES = ("gen/perf.py", "gen/workloads.py", "sim/cycles.py", "gen/spec.py", "gen/memmodel.py",
+                 "gen/regmap.py", "gen/hls_schedule.py", "hostpy/abi.py")
 REPO = Path(__file__).resolve().parent.parent
 
 
