@@ -384,7 +384,12 @@ def _softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
 def evaluate(model: Model, eng, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
     """Accuracy with the FF GEMMs of ``eng`` at the plan targets, hard masks (the deployed N:M model)."""
     correct = 0
+    used = getattr(eng, "used", None)
+    before = Counter(used) if used is not None else None
     eng.begin_step(model.layers, _final_phases(model.layers))
+    if used is not None:                     # DeviceEngine.used counts training steps only
+        used.clear()
+        used.update(before)
     for i in range(0, len(y), batch):
         logits, _ = model.forward(eng, x[i:i + batch])
         correct += int((logits.argmax(axis=0) == y[i:i + batch]).sum())
