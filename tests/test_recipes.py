@@ -77,6 +77,7 @@ def test_mask_decay_factors_linear_and_exponential():
     assert lin.decay(3, 0) == 0.0 and ex.decay(3, 0) == 0.0             # fine-tune: binary masks
     fast = Recipe("mdgf-linear", epochs=3, steps_per_epoch=10, decay_coef=0.2)
     assert fast.decay(0, 4) == pytest.approx(0.2) and fast.decay(0, 7) == 0.0   # clamps at 0
+    assert fast.frames(2, 8) == [(0, "2:8 decaying"), (1, "2:8")]
     # default c: DECAY_AT_END over the sparse steps (linear reaches 0 a quarter of the way in)
     d = Recipe("mdgf-linear", epochs=8, steps_per_epoch=10)
     assert d.coef == pytest.approx(bdwp.DECAY_AT_END / 80) and d.decay(2, 0) == 0.0 and d.decay(1, 9) > 0
