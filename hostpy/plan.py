@@ -23,7 +23,7 @@ from functools import lru_cache
 from .bdwp import DENSE_PHASE, Phase
 
 __all__ = ["PLAN_RULES", "LayerShape", "parse_plan", "resolve_plan", "pass_modes", "runtime_n_gemm_cycles",
-           "gemm_cycles", "prune_cycles", "layer_step_cycles", "StepLedger", "full_runtime_n"]
+           "gemm_cycles", "prune_cycles", "layer_step_cycles", "StepLedger", "full_runtime_n", "network_plan_cost"]
 
 PLAN_RULES = ("classifier-dense", "ends-dense", "all")
 
@@ -222,3 +222,60 @@ class StepLedger:
         return {"arch": self.spec.name, "runtime_n": list(self.runtime_n), "batch": self.batch,
                 "cycles": total, "dense_cycles": total_dense,
                 "speedup": round(total_dense / total, 4) if total else None, "layers": layers}
+
+
+# ---- the hook for `make bench`: a layer-wise plan on a benchmark network ---------------------------
+
+def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: int | None = None,
+                      runtime_n=None, batch: int = 32) -> dict:
+    """Modelled cycles of one BDWP training step of a gen.workloads network under a layer-wise plan.
+
+    ``n``: the target kept per group (default the spec's n) at the spec's M. ``plan``: a rule
+    (classifier-dense: the workload's own policy; ends-dense: also the first weight layer dense;
+    all: the classifier too) and/or ``layer=N:M|dense`` entries by workload layer name. A pass runs
+    SPARSE at its layer's n when the workload lowers it sparse (axis a multiple of M) and n is in
+    ``runtime_n`` (default: the spec's regmap ``nm.runtime_n``; pass :func:`full_runtime_n` for a
+    runtime-N kernel), DENSE otherwise; SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
+    per-layer n, modes, cycles, the dense-training cycles and the speedup, and the totals.
+    """
+    from gen.perf import prune_cost
+    from gen.regmap import regmap
+    from gen.workloads import lower_network, network
+    n = spec.n if n is None else int(n)
+    if runtime_n is None:
+        runtime_n = regmap(spec)["nm"]["runtime_n"]
+    rule, explicit = parse_plan(plan)
+    layers = network(network_name)
+    weight_layers = [la for la in layers if la.kind != "attn"]
+    names = {la.name for la in layers}
+    unknown = sorted(set(explicit) - names)
+    if unknown:
+        raise ValueError(f"plan names unknown layer(s) {', '.join(unknown)} of {network_name}")
+    gemms = lower_network(network_name, batch=batch, m=spec.m, bdwp=True, dense_classifier=(rule != "all"))
+    out, total, total_dense = [], 0, 0
+    for la in layers:
+        if la.name in explicit:
+            target = explicit[la.name]
+        elif la.kind == "attn" or (rule == "ends-dense" and la is weight_layers[0]) or \
+                (rule == "ends-dense" and la is weight_layers[-1]):
+            target = None
+        else:
+            target = (n, spec.m)
+        phase = Phase(*target) if target else DENSE_PHASE
+        mode = _phase_mode(phase, spec.m, tuple(runtime_n))
+        cyc = dense = 0
+        modes = {}
+        for g in (g for g in gemms if g.layer == la.name):
+            run = mode if g.sparse and target else ("DENSE", None, "dense pass")
+            modes[g.pass_] = f"{run[0]}{'@' + str(run[1]) if run[1] else ''}"
+            cyc += g.count * gemm_cycles(spec, run[0], run[1], g.rows, g.k, g.cols)
+            dense += g.count * gemm_cycles(spec, "DENSE", None, g.rows, g.k, g.cols)
+        if any(v.startswith("SPARSE") for v in modes.values()):
+            cyc += la.count * prune_cost(spec, la.cout, la.reduction).cycles
+        out.append({"layer": la.name, "n": f"{target[0]}:{target[1]}" if target else "dense", "modes": modes,
+                    "reason": mode[2] if target else "", "cycles": cyc, "dense_cycles": dense,
+                    "speedup": round(dense / cyc, 4) if cyc else None})
+        total, total_dense = total + cyc, total_dense + dense
+    return {"arch": spec.name, "network": network_name, "batch": batch, "runtime_n": list(runtime_n),
+            "plan": plan or "classifier-dense", "cycles": total, "dense_cycles": total_dense,
+            "speedup": round(total_dense / total, 4) if total else None, "layers": out}

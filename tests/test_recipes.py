@@ -257,3 +257,23 @@ def test_train_command_bad_recipe_is_a_clear_error(tmp_path_factory, capsys):
     d = str(arch_dir(tmp_path_factory, "sat_2x8"))
     assert main(["train", "--arch", d, "--backend", "numpy", "--recipe", "pgf"]) == 2
     assert "unknown recipe 'pgf'" in capsys.readouterr().err
+
+
+def test_network_plan_cost_hook_reproduces_perf_and_prices_runtime_n():
+    """The bench hook: the default plan at the spec's n is gen.perf.step_cost's BDWP step exactly;
+    with a runtime-N kernel a milder n costs ceil(n/n_hw) of the sparse GEMMs."""
+    from gen.perf import step_cost
+    from gen.spec import PRESETS
+    for name in ("sat_2x8", "sat_1x16"):
+        s = PRESETS[name]
+        rep = P.network_plan_cost(s, "resnet18_cifar")
+        assert rep["cycles"] == step_cost(s, "resnet18_cifar", bdwp=True).cycles
+        assert rep["dense_cycles"] == step_cost(s, "resnet18_cifar", bdwp=False).cycles
+        assert rep["runtime_n"] == [s.n]
+    s = PRESETS["sat_2x8"]
+    today = P.network_plan_cost(s, "deit_s", n=4)                     # 4 not in runtime_n: all dense
+    assert today["speedup"] == pytest.approx(1.0, abs=1e-3) and "not in runtime_n" in today["layers"][0]["reason"]
+    rt = {n: P.network_plan_cost(s, "deit_s", n=n, runtime_n=P.full_runtime_n(8))["speedup"] for n in (1, 2, 4)}
+    assert rt[1] == rt[2] > rt[4] > 1
+    ends = P.network_plan_cost(s, "deit_s", plan="ends-dense")
+    assert ends["layers"][0]["n"] == "dense" and ends["speedup"] < P.network_plan_cost(s, "deit_s")["speedup"]
