@@ -14,7 +14,9 @@ a choice (PAPER.md pitfall 6); ``decay_mask`` selects it:
 * ``"union"``: decay only weights pruned in *both* directions (kept by either mask);
 * ``"intersection"``: decay weights pruned in *either* direction.
 
-``method="srste"`` is FF-only sparsity (BP uses dense W), ``method="dense"`` no sparsity at all.
+``method="srste"`` is FF-only sparsity: one mask along Cin, and BP multiplies the same masked W
+(transposed) as the reference code's autograd does (that W is not N:M along Cout, so on a kernel
+it is a DENSE GEMM). ``method="dense"`` no sparsity at all.
 
 Recipes (how the pattern changes during training), each combinable with both directions
 (``method`` "srste" = FF only, "bdwp" = FF and BP); docs/RECIPES.md compares them with the public
@@ -97,7 +99,7 @@ def masks_for(w: np.ndarray, method: str, n: int, m: int, decay: float = 0.0) ->
         return LayerMasks(None, None)
     ff = pattern_mask(w, n, m, axis=1)
     if method == "srste":
-        return LayerMasks(ff, None, decay)
+        return LayerMasks(ff, ff, decay)          # BP: the FF-masked W, transposed
     if method == "bdwp":
         return LayerMasks(ff, pattern_mask(w, n, m, axis=0), decay)
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")

@@ -122,15 +122,16 @@ def pass_modes(phase: Phase, method: str, needs_dx: bool, m_hw: int, runtime_n
                ) -> dict[str, tuple[str, int | None, str]]:
     """pass -> (kernel mode, n, reason when DENSE) for one layer in one step.
 
-    FF follows the phase; BP too under BDWP (its own copy, same n), dense under FF-only SR-STE
-    ("srste") and skipped for a layer that needs no dX; WU is always DENSE.
+    FF follows the phase; BP too under BDWP (its own copy, same n); under FF-only SR-STE ("srste")
+    BP multiplies the FF-masked W, not N:M along Cout, so DENSE; BP is skipped for a layer that
+    needs no dX; WU is always DENSE.
     """
     if method == "dense":
         phase = DENSE_PHASE
     ff = _phase_mode(phase, m_hw, runtime_n)
     out = {"FF": ff}
     if needs_dx:
-        out["BP"] = ff if method == "bdwp" else ("DENSE", None, "FF-only method" if method == "srste" else ff[2])
+        out["BP"] = ff if method == "bdwp" else ("DENSE", None, "FF-only: W masked along Cin" if method == "srste" else ff[2])
     out["WU"] = ("DENSE", None, "weight update")
     # Where the masks come from: the kernel's PRUNE when it can make them (n:M_hw, n in runtime_n),
     # also for a decaying phase; else the host applies the same golden rule (hostpy.bdwp.pattern_mask).

@@ -12,7 +12,8 @@ Where the GEMMs run is the *engine*:
 
 The float master weights, biases, ReLU, softmax cross-entropy, SR-STE decay and SGD with momentum
 stay on the host. SR-STE's decay term uses the masks the kernel's PRUNE produced (decay_mask
-"ff" by default, see hostpy.bdwp). Everything is deterministic, so the numpy and csim backends
+"ff" by default, see hostpy.bdwp). FF-only runs ("srste") compute dX with the FF-masked W, as
+SR-STE's and PGF's autograd code does: a DENSE GEMM on the kernel (the mask is not N:M along Cout). Everything is deterministic, so the numpy and csim backends
 train to bit-identical weights (tests/test_hostpy_train.py checks it).
 
 Layer sparsity policy (PAPER.md pitfall 4): a layer is sparse when its grouped axes are multiples
@@ -269,9 +270,11 @@ class DeviceEngine:
                 else:
                     mff = bdwp.pattern_mask(qw.q, ph.n, ph.m, axis=1)
                     mbp = bdwp.pattern_mask(qw.q, ph.n, ph.m, axis=0) if method == "bdwp" else None
-                self.masks[layer.name] = bdwp.LayerMasks(mff, mbp if method == "bdwp" else None, ph.decay)
+                # FF-only (srste): BP multiplies the FF-masked W, as a DENSE GEMM.
+                mbp = mbp if method == "bdwp" else mff
+                self.masks[layer.name] = bdwp.LayerMasks(mff, mbp, ph.decay)
                 for p, which in (("FF", "ff"), ("BP", "bp")):
-                    if p in modes and modes[p][0] == "DENSE" and (which == "ff" or method == "bdwp"):
+                    if p in modes and modes[p][0] == "DENSE":
                         mk = self.masks[layer.name]
                         if ph.decay > 0:
                             st[which] = quantize(mk.effective(layer.w, which), self.bits, name=f"{layer.name}.W{which}")

@@ -100,6 +100,24 @@ def test_mask_decay_scales_pruned_weights_in_ff_and_bp_and_grad_passes_through(d
 
 
 # ---- masks at the patterns the schedules visit ---------------------------------------------------
+def test_ff_only_backward_uses_the_ff_masked_weight_as_srste_autograd_does(tmp_path_factory):
+    """SR-STE's and PGF's code run F.linear on the masked W, so dX = (W*mask)^T dY; only dW is
+    straight-through. Float engine and device engine (numpy backend) alike."""
+    cfg = RunConfig(model="mlp", method="srste", n=2, m=8)
+    net, eng = Model(cfg), FloatEngine(cfg)
+    eng.begin_step(net.layers)
+    layer = net.layers[1]
+    dy = np.random.default_rng(4).standard_normal((layer.w.shape[0], 3))
+    assert np.allclose(eng.bp(layer, dy), (layer.w * nm_mask(layer.w, 2, 8, axis=1)).T @ dy)
+    with hostpy.open(arch_dir(tmp_path_factory, "sat_2x8"), backend="numpy") as acc:
+        dev = DeviceEngine(cfg, acc)
+        dev.begin_step(net.layers)
+        q = hostpy.quantize(layer.w, 8)
+        qd = hostpy.quantize(dy, 8)
+        want = ((q.q * nm_mask(q.q, 2, 8, axis=1)).astype(np.int64).T @ qd.q) * q.scale * qd.scale
+        assert np.allclose(dev.bp(layer, dy), want)
+
+
 def test_pattern_mask_matches_golden_and_extends_to_wide_groups():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((16, 96))
@@ -148,7 +166,7 @@ def test_pass_modes_follow_runtime_n_and_the_phase():
     wide = P.pass_modes(Phase(1, 64), "bdwp", True, 8, P.full_runtime_n(8))
     assert wide["FF"][0] == "DENSE" and "M=8" in wide["FF"][2]
     ff_only = P.pass_modes(Phase(2, 8), "srste", True, 8, rt)
-    assert ff_only["FF"][0] == "SPARSE" and ff_only["BP"][0] == "DENSE"
+    assert ff_only["FF"][0] == "SPARSE" and ff_only["BP"] == ("DENSE", None, "FF-only: W masked along Cin")
     assert "BP" not in P.pass_modes(Phase(2, 8), "bdwp", False, 8, rt)      # first layer: no dX
     assert P.pass_modes(Phase(8, 8), "bdwp", True, 8, rt)["FF"][2] == "dense phase"
 
