@@ -126,3 +126,37 @@ def test_regmap_carries_the_abi(spec):
         if a["kind"] == "ptr":
             assert a["ctype"] == "word_t" and 0 <= a["bank"] < 4
     assert {a["name"] for a in rm["args"]} >= {"mode", "rows", "k", "cols", "n", "status"}
+
+
+@pytest.mark.parametrize("spec", [PRESETS["sat_2x8"], PRESETS["sat_2x8_kv260"], PRESETS["sat_1x16"],
+                                  make_spec(name="odd", n=3, m=8, rows=5, cols=3, axi_bits=64)], ids=lambda s: s.name)
+def test_im2col_grouped_is_im2col_then_pack(spec):
+    from hostpy.layout import im2col, im2col_grouped
+    abi, rng = Abi(spec), np.random.default_rng(4)
+    for shape, k, stride, pad in [((2, 3, 7, 7), 3, 1, 1), ((1, 16, 8, 8), 3, 2, 1), ((3, 5, 4, 4), 1, 1, 0)]:
+        x = _ints(rng, spec.data_bits, shape).astype(abi.data_dtype)
+        op = im2col_grouped(x, k, k, abi, stride, pad)
+        cols = im2col(x, k, k, stride, pad)
+        assert (op.lanes, op.length, op.tile) == (cols.shape[1], cols.shape[0], spec.cols)
+        assert np.array_equal(op.buf, abi.pack_grouped(cols.T, spec.cols))
+
+
+def test_grouped_b_through_the_accelerator(tmp_path):
+    """FF with B handed over already in the kernel layout == FF with the dense X_col, bit for bit."""
+    import hostpy
+    from gen.render import generate
+    from hostpy.layout import im2col, im2col_grouped
+    spec = PRESETS["sat_2x8"]
+    generate(spec, tmp_path / "a", log=lambda *a: None)
+    acc = hostpy.open(tmp_path / "a", backend="numpy")
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (2, 8, 6, 6)).astype(np.int8)
+    w = rng.integers(-128, 128, (16, 72)).astype(np.int8)
+    pw = acc.prune(w)
+    want = acc.ff(pw, im2col(x, 3, 3, 1, 1))
+    got = acc.ff(pw, im2col_grouped(x, 3, 3, acc.abi, 1, 1))
+    assert np.array_equal(got, want)
+    small = hostpy.open(tmp_path / "a", backend="numpy", tile=(16, 16, 16))     # host tiling splits B
+    assert np.array_equal(small.ff(pw, im2col_grouped(x, 3, 3, acc.abi, 1, 1)), want)
+    with pytest.raises(hostpy.errors.ShapeError, match="quantize first"):
+        im2col_grouped(x.astype(np.float32), 3, 3, acc.abi)
