@@ -479,6 +479,10 @@ def train_run(cfg: RunConfig, eng, data, log=print, hw=None) -> dict:
         rec["flops_fraction"] = round(_flops_fraction(model.layers, recipe, cfg, steps_per_epoch), 4)
     if ledgers:
         rec["modelled"] = {k: v.report() for k, v in ledgers.items()}
+        for k, what in (("kernel", f"runtime_n {list(ledgers['kernel'].runtime_n)}"), ("runtime_n", "runtime N")):
+            m = rec["modelled"][k]
+            per = ", ".join(f"{la['layer']} {rec['plan'][la['layer']]} {la['speedup']:.2f}x" for la in m["layers"])
+            log(f"  modelled step speedup on {m['arch']} ({what}): {m['speedup']:.2f}x  [{per}]")
     if getattr(eng, "used", None) is not None:
         rec["device_passes"] = {f"{lay} {p} {mode}{'@' + str(n) if n else ''}": c
                                 for (lay, p, mode, n), c in sorted(eng.used.items(), key=str)}
