@@ -34,7 +34,6 @@ model (``modelled``: on the kernel's runtime_n, and with a runtime-N kernel).
 """
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections import Counter
@@ -214,14 +213,6 @@ class FloatEngine:
         return dy @ x.T
 
 
-def _accel_takes_n(acc) -> bool:
-    """Whether this hostpy.accel can PRUNE at a runtime n other than the spec's (a future API)."""
-    try:
-        return "n" in inspect.signature(acc.prune).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class DeviceEngine:
     """Every GEMM through an Accelerator, with quantized operands (module docstring).
 
@@ -240,16 +231,14 @@ class DeviceEngine:
             raise ValueError(f"run is {cfg.n}:{cfg.m} but {s.name} groups by M={s.m} ({s.n}:{s.m})")
         self.cfg, self.acc, self.bits, self.spec = cfg, acc, s.data_bits, s
         self.backend = acc.backend
-        listed = tuple(int(n) for n in acc.arch.regmap["nm"].get("runtime_n", []))
-        # n values this host can run SPARSE: the kernel's list, limited to the spec's n until
-        # hostpy.accel grows a runtime-n argument (then every listed n, automatically).
-        self.runtime_n = listed if _accel_takes_n(acc) else tuple(n for n in listed if n == s.n)
+        # n values this kernel runs SPARSE (regmap.json nm.runtime_n, through hostpy.accel)
+        self.runtime_n = acc.runtime_n
         self.state: dict[str, dict] = {}
         self.masks: dict[str, bdwp.LayerMasks] = {}
         self.used: Counter = Counter()
 
     def _prune(self, q: np.ndarray, n: int):
-        return self.acc.prune(q) if n == self.spec.n else self.acc.prune(q, n=n)
+        return self.acc.prune(q, n=n)
 
     def begin_step(self, layers: list[GemmLayer], phases: dict[str, bdwp.Phase] | None = None) -> None:
         """Pre-generation: quantize each master W and PRUNE it on the kernel once per iteration."""

@@ -21,7 +21,7 @@ from hostpy import plan as P
 from hostpy.__main__ import main
 from hostpy.bdwp import Phase, Recipe, pattern_mask, structure_schedule
 from hostpy.nm import nm_mask
-from hostpy.train import (DeviceEngine, FloatEngine, Model, RunConfig, _accel_takes_n, layer_shapes,
+from hostpy.train import (DeviceEngine, FloatEngine, Model, RunConfig, layer_shapes,
                           load_digits_split, train_run)
 
 from test_hostpy_helpers import arch_dir
@@ -249,7 +249,15 @@ def test_runtime_n_grows_only_with_a_host_api_for_it(tmp_path_factory):
     with hostpy.open(arch_dir(tmp_path_factory, "sat_2x8"), backend="numpy") as acc:
         acc.arch.regmap["nm"]["runtime_n"] = [1, 2]          # a future kernel listing more n
         eng = DeviceEngine(RunConfig(method="bdwp", n=1, m=8), acc)
-        assert eng.runtime_n == ((1, 2) if _accel_takes_n(acc) else (2,))
+        assert eng.runtime_n == (1, 2)
+        # the host API runs a listed n end to end (numpy backend: ABI v2 records of n_hw slots, golden inside)
+        rng = np.random.default_rng(0)
+        w, x = rng.integers(-128, 128, (16, 24)), rng.integers(-128, 128, (24, 5))
+        pw = acc.prune(w, n=1)
+        assert pw.ff.n == 1 and np.array_equal(hostpy.nm.decompress(pw.ff), hostpy.nm.decompress(hostpy.nm.compress(w, 1, 8)))
+        assert np.array_equal(acc.ff(pw, x), hostpy.nm.decompress(pw.ff).astype(np.int64) @ x)
+        with pytest.raises(hostpy.errors.NotNMError, match="keeps n in"):
+            acc.prune(w, n=3)
         with pytest.raises(ValueError, match="groups by M=8"):
             DeviceEngine(RunConfig(method="bdwp", n=2, m=4), acc)
 
