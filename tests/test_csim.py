@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gen import csim, hls_schedule
 from gen.regmap import MODES, REGMAP_VERSION, STATUS_BITS, kernel_args
 from gen.render import generate
-from gen.spec import PRESETS, ArchSpec, preset
+from gen.spec import PRESETS, ArchSpec, make_spec, preset
 from hostpy.abi import Abi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +48,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 class Built:
     """A generated project with its C-simulation library and testbench compiled."""
 
-    def __init__(self, name: str):
-        self.spec: ArchSpec = preset(name)
+    def __init__(self, name: str, spec: ArchSpec | None = None):
+        self.spec: ArchSpec = spec or preset(name)
         self.abi = Abi(self.spec)
         self.out = BUILD_ROOT / name
         BUILD_ROOT.mkdir(parents=True, exist_ok=True)
@@ -77,10 +77,21 @@ def cases_of(spec: ArchSpec) -> list[csim.Case]:
     return _CASES[spec.name]
 
 
-def built(name: str) -> Built:
+def built(name: str, spec: ArchSpec | None = None) -> Built:
     if name not in _BUILT:
-        _BUILT[name] = Built(name)
+        _BUILT[name] = Built(name, spec)
     return _BUILT[name]
+
+
+# User specs away from the presets' powers of two: N not dividing M and R not dividing M (dense steps
+# across a group's end, BP through the direct path), a 32-bit AXI port narrower than a 64-bit result
+# field, records longer than a word, a 3-record B buffer.
+ODD_SPECS = {
+    "odd_3x8_r3": make_spec(name="odd_3x8_r3", n=3, m=8, rows=3, cols=5, data_bits=5, acc_bits=24, max_k=4096,
+                            wbuf_depth=4, abuf_depth=3),
+    "odd_4x8_axi32": make_spec(name="odd_4x8_axi32", n=4, m=8, rows=3, cols=2, data_bits=16, acc_bits=48,
+                               axi_bits=32, abuf_depth=16),
+}
 
 
 class Guarded:
@@ -508,3 +519,35 @@ def test_hls_schedule_training_step_speedup_reaches_the_goal():
     assert ff.trips["compute"] * 4 == de.trips["compute"] and ff.bound == "compute"
     with pytest.raises(hls_schedule.HlsScheduleError, match="bad_size"):
         hls_schedule.gemm_schedule(spec, "SPARSE", 64, spec.max_k + 1, 8)
+
+
+@pytest.mark.parametrize("name", list(ODD_SPECS))
+def test_odd_user_specs_match_golden_and_their_schedule(tmp_path, name):
+    b = built(name, ODD_SPECS[name])
+    spec = b.spec
+    rng = np.random.default_rng(31)
+    lib = _trip_library(b, tmp_path)
+    names = ctypes.c_char_p.in_dll(lib, "satgen_trip_loop_names").value.decode().split(",")
+    counters = (ctypes.c_uint64 * len(names)).in_dll(lib, "satgen_loop_trips")
+
+    def run(mode, rows, k, cols, buffers):
+        for i in range(len(names)):
+            counters[i] = 0
+        status, bufs = run_job(b, mode, rows, k, cols, buffers, lib=lib)
+        assert status == 0, (mode, rows, k, cols)
+        for out in ("c", "ff_val", "ff_idx", "bp_val", "bp_idx"):
+            if out in bufs:
+                assert bufs[out].guards_intact() and bufs[out].bytes() == buffers[out], (out, mode, rows, k, cols)
+        return {n: int(counters[i]) for i, n in enumerate(names)}
+
+    for rows, k, cols in _gemm_shapes(spec) + [(2 * spec.rows + 1, 3 * spec.m + 1, 4 * spec.cols + 1)]:
+        a, x = _rand(spec, rng, (rows, k)), _rand(spec, rng, (k, cols))
+        for mode in ("DENSE", "SPARSE"):
+            trips = run(mode, rows, k, cols, csim.gemm_buffers(spec, mode, a, x))
+            assert trips == hls_schedule.gemm_schedule(spec, mode, rows, k, cols).trips, (mode, rows, k, cols)
+    for rows, k in [(spec.m + 3, 5 * spec.rows + 5), (2 * spec.rows + 1, 3)]:
+        trips = run("PRUNE", rows, k, 0, csim.prune_buffers(spec, _rand(spec, rng, (rows, k))))
+        assert trips == hls_schedule.prune_schedule(spec, rows, k).trips, (rows, k)
+    vec = csim.write_vectors(spec, tmp_path / "vectors", cases_of(spec))
+    code, out = csim.run_testbench(b.tb, vec)
+    assert code == 0, out
