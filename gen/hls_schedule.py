@@ -50,6 +50,11 @@ TRIP_LOOPS = ("read_a", "read_i", "read_b", "feed_b", "compute", "drain", "ff_re
               "ff_write_idx", "bp_read", "bp_stage", "bp_records", "bp_direct", "bp_write_val", "bp_write_idx")
 
 
+# hls/sat_kernel.cpp B_REUSE_MIN: B stays on chip only when a column tile replays at least this
+# many lines (the ping-pong banks' write-to-read distance).
+B_REUSE_MIN = 8
+
+
 class HlsScheduleError(ValueError):
     """A shape or mode the kernel does not run (it would refuse the job)."""
 
@@ -112,7 +117,7 @@ def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> Hl
     i_words = 0 if dense else _lines(abi.index_records(r), groups)[1]
     b_rec = abi.grouped_records(c)
     b_lines, b_words = _lines(b_rec, groups)
-    resident = b_lines <= _cdiv(spec.abuf_depth, _rpl(b_rec))
+    resident = b_lines <= _cdiv(spec.abuf_depth, _rpl(b_rec)) and n_rt * b_lines >= B_REUSE_MIN
     tiles = n_rt * n_ct
     t = dict.fromkeys(TRIP_LOOPS, 0)
     t["read_a"] = n_ct * n_rt * a_words

@@ -423,7 +423,8 @@ def test_library_matches_golden_on_random_shapes(name):
 def _gemm_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
     r, c, m = spec.rows, spec.cols, spec.m
     return [
-        (5 * r + 1, 1, 3 * c - 1),                    # B on chip, reused by 6 row tiles, 3 column tiles
+        (5 * r + 1, 2 * m + 1, 3 * c - 1),            # B on chip, reused by 6 row tiles, 3 column tiles
+        (r, 3 * m, 4 * c),                            # too few replays per column tile: B re-read
         (3 * r, 2 * m + 3, 5 * c + 1),                # ping-pong B banks over 6 column tiles
         (r + 3, spec.abuf_depth * m + 1, 2 * c + 1),  # B tile beyond the buffer: re-read per row tile
         (1, 1, 1),
@@ -471,6 +472,8 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
     lib = _trip_library(b, tmp_path)
     names = ctypes.c_char_p.in_dll(lib, "satgen_trip_loop_names").value.decode().split(",")
     assert tuple(names) == hls_schedule.TRIP_LOOPS
+    kernel = (b.out / "hls" / "sat_kernel.cpp").read_text()
+    assert f"const uint32_t B_REUSE_MIN = {hls_schedule.B_REUSE_MIN};" in kernel
     counters = (ctypes.c_uint64 * len(names)).in_dll(lib, "satgen_loop_trips")
     rng = np.random.default_rng(5)
 
