@@ -68,11 +68,17 @@ class HlsSchedule:
     steps: int = 0                                     # array steps (the compute loop): the streaming floor
     calls: int = 0
     bound: str = ""                                    # the loop / process that set the cycles
+    start: int = 0                                     # GEMM: the first B tile on chip before step 0
+    tail: int = 0                                      # GEMM: the last tile's drain after the last step
+    b_streaming_calls: int = 0                         # GEMM calls whose B tile is re-read per row tile
 
     def add(self, other: "HlsSchedule", times: int = 1) -> None:
         self.cycles += other.cycles * times
         self.steps += other.steps * times
         self.calls += other.calls * times
+        self.start += other.start * times
+        self.tail += other.tail * times
+        self.b_streaming_calls += other.b_streaming_calls * times
         for name, v in other.trips.items():
             self.trips[name] += v * times
         if other.bound and other.bound not in self.bound.split("+"):
@@ -131,7 +137,8 @@ def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> Hl
             "compute": first_b + t["compute"], "drain": t["drain"]}
     bound = max(busy, key=lambda x: (busy[x], x == "compute"))
     cycles = busy[bound] + abi.result_tile_words        # + the last tile's drain
-    return HlsSchedule(cycles=cycles, trips=t, steps=t["compute"], calls=1, bound=bound)
+    return HlsSchedule(cycles=cycles, trips=t, steps=t["compute"], calls=1, bound=bound, start=first_b,
+                       tail=abi.result_tile_words, b_streaming_calls=int(not resident))
 
 
 def _bp_plan(spec: ArchSpec, rows: int, k: int) -> tuple[int, int, int, int]:

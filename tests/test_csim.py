@@ -492,7 +492,15 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
             assert status == 0
             model = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
             assert measured() == model.trips, (mode, rows, k, cols)
-            assert model.steps == model.trips["compute"] and model.cycles >= model.steps
+            assert model.steps == model.trips["compute"] and model.cycles >= model.steps + model.start + model.tail
+            # B kept on chip <=> its column tile is read once (the measured read_b trips say which).
+            n_ct = -(-cols // spec.cols)
+            assert model.b_streaming_calls == (model.start == 0)
+            if model.start:
+                assert measured()["read_b"] == n_ct * model.start
+            else:                       # re-read per row tile: equal runs, one per output tile
+                tiles = n_ct * -(-rows // spec.rows)
+                assert measured()["read_b"] % tiles == 0 and measured()["feed_b"] % tiles == 0
     for rows, k in _prune_shapes(spec):
         w = _rand(spec, rng, (rows, k))
         reset()
