@@ -50,6 +50,11 @@ TRIP_LOOPS = ("read_a", "read_i", "read_b", "feed_b", "compute", "drain", "ff_re
               "ff_write_idx", "bp_read", "bp_stage", "bp_records", "bp_direct", "bp_write_val", "bp_write_idx")
 
 
+# hls/sat_kernel.cpp B_REUSE_MIN: B stays on chip only when a column tile replays at least this
+# many lines (the ping-pong banks' write-to-read distance).
+B_REUSE_MIN = 8
+
+
 class HlsScheduleError(ValueError):
     """A shape or mode the kernel does not run (it would refuse the job)."""
 
@@ -63,11 +68,17 @@ class HlsSchedule:
     steps: int = 0                                     # array steps (the compute loop): the streaming floor
     calls: int = 0
     bound: str = ""                                    # the loop / process that set the cycles
+    start: int = 0                                     # GEMM: the first B tile on chip before step 0
+    tail: int = 0                                      # GEMM: the last tile's drain after the last step
+    b_streaming_calls: int = 0                         # GEMM calls whose B tile is re-read per row tile
 
     def add(self, other: "HlsSchedule", times: int = 1) -> None:
         self.cycles += other.cycles * times
         self.steps += other.steps * times
         self.calls += other.calls * times
+        self.start += other.start * times
+        self.tail += other.tail * times
+        self.b_streaming_calls += other.b_streaming_calls * times
         for name, v in other.trips.items():
             self.trips[name] += v * times
         if other.bound and other.bound not in self.bound.split("+"):
@@ -112,7 +123,7 @@ def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> Hl
     i_words = 0 if dense else _lines(abi.index_records(r), groups)[1]
     b_rec = abi.grouped_records(c)
     b_lines, b_words = _lines(b_rec, groups)
-    resident = b_lines <= _cdiv(spec.abuf_depth, _rpl(b_rec))
+    resident = b_lines <= _cdiv(spec.abuf_depth, _rpl(b_rec)) and n_rt * b_lines >= B_REUSE_MIN
     tiles = n_rt * n_ct
     t = dict.fromkeys(TRIP_LOOPS, 0)
     t["read_a"] = n_ct * n_rt * a_words
@@ -126,7 +137,8 @@ def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> Hl
             "compute": first_b + t["compute"], "drain": t["drain"]}
     bound = max(busy, key=lambda x: (busy[x], x == "compute"))
     cycles = busy[bound] + abi.result_tile_words        # + the last tile's drain
-    return HlsSchedule(cycles=cycles, trips=t, steps=t["compute"], calls=1, bound=bound)
+    return HlsSchedule(cycles=cycles, trips=t, steps=t["compute"], calls=1, bound=bound, start=first_b,
+                       tail=abi.result_tile_words, b_streaming_calls=int(not resident))
 
 
 def _bp_plan(spec: ArchSpec, rows: int, k: int) -> tuple[int, int, int, int]:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gen import csim, hls_schedule
 from gen.regmap import MODES, REGMAP_VERSION, STATUS_BITS, kernel_args
 from gen.render import generate
-from gen.spec import PRESETS, ArchSpec, preset
+from gen.spec import PRESETS, ArchSpec, make_spec, preset
 from hostpy.abi import Abi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +48,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 class Built:
     """A generated project with its C-simulation library and testbench compiled."""
 
-    def __init__(self, name: str):
-        self.spec: ArchSpec = preset(name)
+    def __init__(self, name: str, spec: ArchSpec | None = None):
+        self.spec: ArchSpec = spec or preset(name)
         self.abi = Abi(self.spec)
         self.out = BUILD_ROOT / name
         BUILD_ROOT.mkdir(parents=True, exist_ok=True)
@@ -77,10 +77,21 @@ def cases_of(spec: ArchSpec) -> list[csim.Case]:
     return _CASES[spec.name]
 
 
-def built(name: str) -> Built:
+def built(name: str, spec: ArchSpec | None = None) -> Built:
     if name not in _BUILT:
-        _BUILT[name] = Built(name)
+        _BUILT[name] = Built(name, spec)
     return _BUILT[name]
+
+
+# User specs away from the presets' powers of two: N not dividing M and R not dividing M (dense steps
+# across a group's end, BP through the direct path), a 32-bit AXI port narrower than a 64-bit result
+# field, records longer than a word, a 3-record B buffer.
+ODD_SPECS = {
+    "odd_3x8_r3": make_spec(name="odd_3x8_r3", n=3, m=8, rows=3, cols=5, data_bits=5, acc_bits=24, max_k=4096,
+                            wbuf_depth=4, abuf_depth=3),
+    "odd_4x8_axi32": make_spec(name="odd_4x8_axi32", n=4, m=8, rows=3, cols=2, data_bits=16, acc_bits=48,
+                               axi_bits=32, abuf_depth=16),
+}
 
 
 class Guarded:
@@ -414,7 +425,8 @@ def test_library_matches_golden_on_random_shapes(name):
 def _gemm_shapes(spec: ArchSpec) -> list[tuple[int, int, int]]:
     r, c, m = spec.rows, spec.cols, spec.m
     return [
-        (5 * r + 1, 1, 3 * c - 1),                    # B on chip, reused by 6 row tiles, 3 column tiles
+        (5 * r + 1, 2 * m + 1, 3 * c - 1),            # B on chip, reused by 6 row tiles, 3 column tiles
+        (r, 3 * m, 4 * c),                            # too few replays per column tile: B re-read
         (3 * r, 2 * m + 3, 5 * c + 1),                # ping-pong B banks over 6 column tiles
         (r + 3, spec.abuf_depth * m + 1, 2 * c + 1),  # B tile beyond the buffer: re-read per row tile
         (1, 1, 1),
@@ -462,6 +474,8 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
     lib = _trip_library(b, tmp_path)
     names = ctypes.c_char_p.in_dll(lib, "satgen_trip_loop_names").value.decode().split(",")
     assert tuple(names) == hls_schedule.TRIP_LOOPS
+    kernel = (b.out / "hls" / "sat_kernel.cpp").read_text()
+    assert f"const uint32_t B_REUSE_MIN = {hls_schedule.B_REUSE_MIN};" in kernel
     counters = (ctypes.c_uint64 * len(names)).in_dll(lib, "satgen_loop_trips")
     rng = np.random.default_rng(5)
 
@@ -480,7 +494,15 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
             assert status == 0
             model = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
             assert measured() == model.trips, (mode, rows, k, cols)
-            assert model.steps == model.trips["compute"] and model.cycles >= model.steps
+            assert model.steps == model.trips["compute"] and model.cycles >= model.steps + model.start + model.tail
+            # B kept on chip <=> its column tile is read once (the measured read_b trips say which).
+            n_ct = -(-cols // spec.cols)
+            assert model.b_streaming_calls == (model.start == 0)
+            if model.start:
+                assert measured()["read_b"] == n_ct * model.start
+            else:                       # re-read per row tile: equal runs, one per output tile
+                tiles = n_ct * -(-rows // spec.rows)
+                assert measured()["read_b"] % tiles == 0 and measured()["feed_b"] % tiles == 0
     for rows, k in _prune_shapes(spec):
         w = _rand(spec, rng, (rows, k))
         reset()
@@ -510,3 +532,35 @@ def test_hls_schedule_training_step_speedup_reaches_the_goal():
     assert ff.trips["compute"] * 4 == de.trips["compute"] and ff.bound == "compute"
     with pytest.raises(hls_schedule.HlsScheduleError, match="bad_size"):
         hls_schedule.gemm_schedule(spec, "SPARSE", 64, spec.max_k + 1, 8)
+
+
+@pytest.mark.parametrize("name", list(ODD_SPECS))
+def test_odd_user_specs_match_golden_and_their_schedule(tmp_path, name):
+    b = built(name, ODD_SPECS[name])
+    spec = b.spec
+    rng = np.random.default_rng(31)
+    lib = _trip_library(b, tmp_path)
+    names = ctypes.c_char_p.in_dll(lib, "satgen_trip_loop_names").value.decode().split(",")
+    counters = (ctypes.c_uint64 * len(names)).in_dll(lib, "satgen_loop_trips")
+
+    def run(mode, rows, k, cols, buffers):
+        for i in range(len(names)):
+            counters[i] = 0
+        status, bufs = run_job(b, mode, rows, k, cols, buffers, lib=lib)
+        assert status == 0, (mode, rows, k, cols)
+        for out in ("c", "ff_val", "ff_idx", "bp_val", "bp_idx"):
+            if out in bufs:
+                assert bufs[out].guards_intact() and bufs[out].bytes() == buffers[out], (out, mode, rows, k, cols)
+        return {n: int(counters[i]) for i, n in enumerate(names)}
+
+    for rows, k, cols in _gemm_shapes(spec) + [(2 * spec.rows + 1, 3 * spec.m + 1, 4 * spec.cols + 1)]:
+        a, x = _rand(spec, rng, (rows, k)), _rand(spec, rng, (k, cols))
+        for mode in ("DENSE", "SPARSE"):
+            trips = run(mode, rows, k, cols, csim.gemm_buffers(spec, mode, a, x))
+            assert trips == hls_schedule.gemm_schedule(spec, mode, rows, k, cols).trips, (mode, rows, k, cols)
+    for rows, k in [(spec.m + 3, 5 * spec.rows + 5), (2 * spec.rows + 1, 3)]:
+        trips = run("PRUNE", rows, k, 0, csim.prune_buffers(spec, _rand(spec, rng, (rows, k))))
+        assert trips == hls_schedule.prune_schedule(spec, rows, k).trips, (rows, k)
+    vec = csim.write_vectors(spec, tmp_path / "vectors", cases_of(spec))
+    code, out = csim.run_testbench(b.tb, vec)
+    assert code == 0, out
