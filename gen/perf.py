@@ -518,18 +518,13 @@ def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCo
     t = sch.trips
     cost = GemmCost(launches=1, loop_order="hls_loops")
     cost.beats = cost.core_busy = sch.steps
-    cost.tail = abi.result_tile_words
-    # B tile on chip (as hls_schedule.gemm_schedule decides it): lines of one B column tile vs the bank.
-    b_rec = abi.grouped_records(spec.cols)
-    b_words = b_rec.words(-(-k // spec.m))
-    b_lines = b_words if b_rec.per_word else b_words // b_rec.words_per_record
-    resident = b_lines <= -(-spec.abuf_depth // (b_rec.per_word or 1))
-    cost.start = b_words if resident else 0
+    # start (first B tile on chip), tail (last drain) and B residency are the schedule's own figures.
+    cost.start, cost.tail = sch.start, sch.tail
     cost.cycles = sch.cycles
     wait = sch.cycles - cost.beats - cost.start - cost.tail
     if wait:
         cost.stalls[f"{sch.bound} loop"] = wait
-    cost.b_streaming_calls = int(not resident)
+    cost.b_streaming_calls = sch.b_streaming_calls
     cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
     cost.bytes_in = (t["read_a"] + t["read_i"] + t["read_b"]) * abi.word_bytes
     cost.bytes_out = t["drain"] * abi.word_bytes
