@@ -4,7 +4,8 @@
 #   make sim ARCH=...                  cocotb + Verilator regression of the generated RTL
 #   make synth ARCH=...                Yosys synth_xilinx resource figures
 #   make test                          the whole pytest suite
-#   make bench ARCH=...                cycle model, network speedups, plots
+#   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
+#   make sweep [SWEEP_ARGS=...]        design-space sweep: model + Yosys synthesis on Dask
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
 #   make bitstream IMPL=rtl            the same with the SystemVerilog kernel (Vivado IP packaging)
 SHELL := /bin/bash
@@ -47,8 +48,9 @@ synth: gen
 bench: gen
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.bench --out $(OUT)
 
+# make sweep [SWEEP_ARGS="--arrays 8x8,16x16 --ratios 2:8 --depths 512 --workers 2 --scheduler tcp://host:8786"]
 sweep: setup
-	@$(PY) -m gen.sweep
+	@$(PY) -m gen.sweep $(SWEEP_ARGS)
 
 hls: gen
 	@bash $(OUT)/scripts/run_vendor.sh hls

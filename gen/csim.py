@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from hostpy import golden, nm
+from hostpy.abi import Abi
 
 from .atomic import write_tree
-from .regmap import MODES, kernel_args
+from .regmap import MODES, STATUS_BITS, kernel_args
 from .spec import ArchSpec, SpecError, load_spec
 
 __all__ = ["CsimError", "Case", "AP_TYPES_DIR", "CXXFLAGS", "build_csim_library", "build_testbench",
-           "csim_cases", "write_vectors", "run_testbench", "run_csim", "main"]
+           "csim_cases", "gemm_buffers", "prune_buffers", "write_vectors", "run_testbench", "run_csim", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 AP_TYPES_DIR = REPO / ".deps" / "ap_types"
@@ -43,8 +44,7 @@ CXXFLAGS = ("-std=c++14", "-O2", "-fPIC", "-Wno-unknown-pragmas")
 LIB_NAME = "libsat_csim.so"
 TB_NAME = "sat_tb"
 TB_SOURCE = "sat_tb.cpp"
-VECTOR_MAGIC = b"SATVEC1\0"
-WRAP_K_LIMIT = 1 << 22      # largest k of the accumulator-wrap case (C-sim time and vector size)
+VECTOR_MAGIC = b"SATVEC2\0"
 
 
 class CsimError(RuntimeError):
@@ -134,27 +134,27 @@ def build_testbench(out_dir: str | Path, *, log=lambda msg: None) -> Path:
 # ---- vectors -----------------------------------------------------------------------------------
 @dataclass
 class Case:
-    """One kernel call: scalars, input buffers and the golden model's expected outputs (bytes)."""
+    """One kernel call: scalars, input buffers and the golden model's expected outputs, all as memory
+    ABI v2 bytes (hostpy.abi.Abi), and the status register the kernel must end with."""
 
     name: str
     mode: str
     rows: int
     k: int
     cols: int
+    n: int
+    status: int = 0
     buffers: dict[str, bytes] = field(default_factory=dict)     # arg name -> input or expected bytes
 
     def to_bytes(self, spec: ArchSpec) -> bytes:
         """The testbench's case file: header, then one section per pointer argument in order."""
-        parts = [VECTOR_MAGIC, struct.pack("<4I", MODES[self.mode], self.rows, self.k, self.cols)]
+        mode = MODES[self.mode] if isinstance(self.mode, str) else int(self.mode)
+        parts = [VECTOR_MAGIC, struct.pack("<6I", mode, self.rows, self.k, self.cols, self.n, self.status)]
         for a in kernel_args(spec):
             if a.kind == "ptr":
                 data = self.buffers.get(a.name, b"")
                 parts += [struct.pack("<Q", len(data)), data]
         return b"".join(parts)
-
-
-def _dtypes(spec: ArchSpec) -> tuple[type, type]:
-    return np.dtype(f"<i{spec.mem_data_bits // 8}"), np.dtype(f"<i{spec.mem_acc_bits // 8}")
 
 
 def _operand(rng: np.random.Generator, spec: ArchSpec, shape: tuple[int, int], kind: str) -> np.ndarray:
@@ -182,77 +182,94 @@ def _operand(rng: np.random.Generator, spec: ArchSpec, shape: tuple[int, int], k
     return a.astype(np.int64)
 
 
+def gemm_buffers(spec: ArchSpec, mode: str, a: np.ndarray, b: np.ndarray) -> dict[str, bytes]:
+    """Inputs (ABI v2) of C = A.B in ``mode`` and the expected result from hostpy.golden (ABI v2)."""
+    abi = Abi(spec)
+    dt = abi.data_dtype
+    out = {"b": abi.pack_grouped(np.asarray(b).T.astype(dt), spec.cols).tobytes()}
+    if mode == "SPARSE":
+        comp = nm.compress(np.asarray(a).astype(dt), spec.n, spec.m, axis=1)
+        vals, idx = abi.pack_compressed(comp.values, comp.indices, spec.rows)
+        out.update(a_val=vals.tobytes(), a_idx=idx.tobytes())
+        c = golden.gemm_sparse(comp, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
+    else:
+        out["a_val"] = abi.pack_grouped(np.asarray(a).astype(dt), spec.rows).tobytes()
+        c = golden.gemm_dense(a, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
+    out["c"] = abi.pack_result(c).tobytes()
+    return out
+
+
+def prune_buffers(spec: ArchSpec, w: np.ndarray) -> dict[str, bytes]:
+    """Input W (ABI v2 grouped) of PRUNE and the expected FF/BP copies from hostpy.golden.prune."""
+    abi = Abi(spec)
+    w = np.asarray(w).astype(abi.data_dtype)
+    ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+    fv, fi = abi.pack_compressed(ff.values, ff.indices, spec.rows)
+    bv, bi = abi.pack_compressed(bp.values, bp.indices, spec.rows)
+    return {"a_val": abi.pack_grouped(w, spec.rows).tobytes(), "ff_val": fv.tobytes(), "ff_idx": fi.tobytes(),
+            "bp_val": bv.tobytes(), "bp_idx": bi.tobytes()}
+
+
 def _gemm_case(spec: ArchSpec, rng, name: str, mode: str, rows: int, k: int, cols: int,
                a_kind: str, b_kind: str) -> Case:
-    dt, acc_dt = _dtypes(spec)
-    w = _operand(rng, spec, (rows, k), a_kind)
+    a = _operand(rng, spec, (rows, k), a_kind)
     b = _operand(rng, spec, (k, cols), b_kind)
-    case = Case(name, mode, rows, k, cols)
-    if mode == "SPARSE":
-        comp = nm.compress(w.astype(dt), spec.n, spec.m, axis=1)
-        c = golden.gemm_sparse(comp, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
-        case.buffers["a_val"] = comp.values.astype(dt).tobytes()
-        case.buffers["a_idx"] = comp.packed_indices()
-    else:
-        c = golden.gemm_dense(w, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
-        case.buffers["a_val"] = w.astype(dt).tobytes()
-    case.buffers["b"] = b.astype(dt).tobytes()
-    case.buffers["c"] = c.astype(acc_dt).tobytes()
-    return case
+    return Case(name, mode, rows, k, cols, spec.n, buffers=gemm_buffers(spec, mode, a, b))
 
 
 def _prune_case(spec: ArchSpec, rng, name: str, rows: int, k: int, w_kind: str) -> Case:
-    dt, _ = _dtypes(spec)
     w = _operand(rng, spec, (rows, k), w_kind)
-    ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
-    case = Case(name, "PRUNE", rows, k, 0)
-    case.buffers["a_val"] = w.astype(dt).tobytes()
-    case.buffers["ff_val"] = ff.values.astype(dt).tobytes()
-    case.buffers["ff_idx"] = ff.packed_indices()
-    case.buffers["bp_val"] = bp.values.astype(dt).tobytes()
-    case.buffers["bp_idx"] = bp.packed_indices()
-    return case
+    return Case(name, "PRUNE", rows, k, 0, spec.n, buffers=prune_buffers(spec, w))
+
+
+def _refused_case(spec: ArchSpec, name: str, mode, rows: int, k: int, cols: int, n: int, bits: tuple[str, ...]) -> Case:
+    """A job the kernel must refuse: status = the OR of ``bits``; every output byte stays untouched
+    (its sections are empty, so the testbench checks the whole buffer as guard)."""
+    status = 0
+    for bit in bits:
+        status |= 1 << STATUS_BITS[bit]
+    ins = {}
+    if isinstance(mode, str) and mode in ("SPARSE", "DENSE", "PRUNE"):
+        # Input bytes of a small 4 x 4 x 4 job: a kernel that ignored the refusal would read past them
+        # (the testbench's guards catch it) or write outputs it was not given.
+        sizes = Abi(spec).call_bytes(mode, 4, 4, 4)
+        ins = {name_: bytes(nbytes) for name_, nbytes in sizes.items() if name_ in ("a_val", "a_idx", "b")}
+    return Case(name, mode, rows, k, cols, n, status, ins)
 
 
 def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
     """The csim regression for ``spec``: every mode it has, over shapes that are not multiples of
-    the array or of M, k just over one on-chip chunk (so k tiling runs), min/max operands,
-    all-zero groups, tied magnitudes and an accumulator that wraps. Small on purpose: ap_int
+    the array or of M, B kept on chip and re-read (ceil(k/M) beyond the B buffer), several column
+    tiles, min/max operands, all-zero groups, tied magnitudes, the largest reduction the spec
+    allows (k = max_k at the most negative operands: the accumulator's in-spec bound) and jobs the
+    kernel must refuse (each status bit it can see in a case file). Small on purpose: ap_int
     C-simulation is slow."""
     rng = np.random.default_rng(seed)
     r, c, n, m = spec.rows, spec.cols, spec.n, spec.m
+    k_reread = min(spec.max_k, spec.abuf_depth * m + m + 3)      # B tile beyond the on-chip buffer
     cases: list[Case] = []
     if spec.sparse:
-        k_tile = min(spec.max_k, spec.k_chunk_sparse + m + 3)
         cases += [
             _gemm_case(spec, rng, "sparse_small", "SPARSE", r + 3, 3 * m + 3, c + 2, "random", "random"),
-            _gemm_case(spec, rng, "sparse_ktile", "SPARSE", r + 1, k_tile, 3, "random", "random"),
+            _gemm_case(spec, rng, "sparse_reread", "SPARSE", r + 1, k_reread, 3, "random", "random"),
+            _gemm_case(spec, rng, "sparse_col_tiles", "SPARSE", 2 * r + 1, 5 * m + 1, 3 * c + 1, "random", "random"),
             _gemm_case(spec, rng, "sparse_min", "SPARSE", r, 2 * m + 1, c, "min", "min"),
             _gemm_case(spec, rng, "sparse_max_min", "SPARSE", r - 1 or 1, 2 * m, c + 1, "max", "min"),
             _gemm_case(spec, rng, "sparse_zero_groups", "SPARSE", r + 1, 4 * m + 1, max(c - 1, 1),
                        "zero_groups", "random"),
             _gemm_case(spec, rng, "sparse_ties", "SPARSE", 2, 3 * m - 1, c, "ties", "ties"),
             _gemm_case(spec, rng, "sparse_1x1x1", "SPARSE", 1, 1, 1, "random", "random"),
+            _gemm_case(spec, rng, "sparse_max_k", "SPARSE", 1, spec.max_k, 1, "min", "min"),
         ]
-    k_tile_dense = min(spec.max_k, spec.k_chunk_dense + n + 1)
     cases += [
         _gemm_case(spec, rng, "dense_small", "DENSE", 2 * r + 1, 2 * n + 5, c + 1, "random", "random"),
-        _gemm_case(spec, rng, "dense_ktile", "DENSE", 2, k_tile_dense, c + 1, "random", "random"),
+        _gemm_case(spec, rng, "dense_reread", "DENSE", 2, k_reread, c + 1, "random", "random"),
+        _gemm_case(spec, rng, "dense_col_tiles", "DENSE", r + 2, 3 * m + 2, 3 * c + 2, "random", "random"),
         _gemm_case(spec, rng, "dense_min", "DENSE", r, m + 3, 2, "min", "min"),
         _gemm_case(spec, rng, "dense_max_min", "DENSE", 3, n + 1, c, "max", "min"),
         _gemm_case(spec, rng, "dense_1x1x1", "DENSE", 1, 1, 1, "random", "random"),
+        _gemm_case(spec, rng, "dense_max_k", "DENSE", 1, spec.max_k, 1, "min", "min"),
     ]
-    # Beyond max_k (the testbench calls the kernel directly, past the C API's limits): just enough
-    # (-2^(d-1))^2 products to overflow acc_bits, so the accumulator must wrap exactly as
-    # hostpy.golden.wrap does. A sparse row sums only N products per group of M. Skipped when that
-    # k would make the C-simulation slow.
-    products = (1 << (spec.acc_bits - 2 * spec.data_bits + 1)) + 1
-    k_wrap_sparse = (-(-products // n) + 1) * m
-    k_wrap_dense = products + m + 1
-    if spec.sparse and k_wrap_sparse <= WRAP_K_LIMIT:
-        cases.append(_gemm_case(spec, rng, "sparse_wrap", "SPARSE", 1, k_wrap_sparse, 1, "min", "min"))
-    if k_wrap_dense <= WRAP_K_LIMIT:
-        cases.append(_gemm_case(spec, rng, "dense_wrap", "DENSE", 1, k_wrap_dense, 1, "min", "min"))
     if spec.sparse:
         cases += [
             _prune_case(spec, rng, "prune_random", 2 * m + 3, 3 * m + 1, "random"),
@@ -260,7 +277,22 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
             _prune_case(spec, rng, "prune_zero_groups", m + 2, 4 * m, "zero_groups"),
             _prune_case(spec, rng, "prune_min", m - 1, m + 1, "min"),
             _prune_case(spec, rng, "prune_1x1", 1, 1, "random"),
+            _prune_case(spec, rng, "prune_wide", 3 * r + 1, 5 * r + 3, "random"),
         ]
+    cases += [
+        _refused_case(spec, "refuse_mode", 7, 4, 4, 4, n, ("bad_mode",)),
+        _refused_case(spec, "refuse_rows", "DENSE", 0, 4, 4, n, ("bad_size",)),
+        _refused_case(spec, "refuse_k", "DENSE", 4, spec.max_k + 1, 4, n, ("bad_size",)),
+        _refused_case(spec, "refuse_cols", "DENSE", 4, 4, spec.max_dim + 1, n, ("bad_size",)),
+    ]
+    if spec.sparse:
+        cases += [
+            _refused_case(spec, "refuse_n", "SPARSE", 4, 4, 4, n + 1, ("bad_n",)),
+            _refused_case(spec, "refuse_prune_n_and_size", "PRUNE", 0, 4, 0, 0, ("bad_size", "bad_n")),
+        ]
+    else:
+        cases += [_refused_case(spec, "refuse_sparse", "SPARSE", 4, 4, 4, n, ("bad_mode",)),
+                  _refused_case(spec, "refuse_prune", "PRUNE", 4, 4, 4, n, ("bad_mode",))]
     return cases
 
 

@@ -1,23 +1,27 @@
 """Cycle model of the generated accelerator, derived from the same spec as the hardware.
 
-Layers of the model (docs/PERF.md says more):
+Every figure this module returns is **modelled** (docs/PERF.md says what was checked against what):
 
-* **Core** — the R x C PE array streaming one weight beat and one activation beat per cycle. Its
-  cycles come from the RTL engineer's formula ``sim.cycles.core_cycles(spec, mode, k, tiles)``
-  (docs/RTL.md), which the cocotb core testbench measures; this module never re-derives it. From
-  it we take the *marginal* cost of one more output tile (``core(k, 2) - core(k, 1)``) and the
-  fixed fill/drain of a job (``core(k, 1) - marginal``).
-* **Memory** — the kernel's m_axi bundles (A values, A indices, B, C: one bundle each, see
-  gen/regmap.py) each move ``spec.axi_bits`` per kernel cycle. Operand blocks live in buffers of
-  ``spec.wbuf_depth`` / ``spec.abuf_depth`` words, so a reduction longer than
-  ``spec.k_chunk_sparse`` / ``spec.k_chunk_dense`` is re-fetched per output tile; a GEMM larger
-  than ``spec.max_k`` / ``spec.max_dim`` is split into several kernel launches.
-* **Schedule** (offline scheduling) — per GEMM, which operand stays on chip while the other one
-  streams (``loop_order``), and whether loads/stores overlap compute (``overlap``: double-buffered
-  operand buffers + the core's shadow accumulators). Only what overlaps in the design is counted
-  as hidden; everything else adds up.
-* **PRUNE** (pre-generation) — once per training step, per weight layer: stream the dense master
-  weights once, emit the FF and BP compressed copies.
+* **RTL kernel** (``Schedule(fetch="rtl_kernel")``, the default) — the dataflow of the
+  SystemVerilog kernel (issue 9): per kernel call, output tiles column tile outer, row tile
+  inner; B's column tile loaded once into one bank of a ping-pong buffer (``abuf_depth`` records
+  per bank) and reused by every row tile while the next column tile loads into the other bank
+  ("B streaming", B re-read for every output tile, when it does not fit); A streamed through
+  FIFOs by read masters that run ahead; results written while the next tile computes. Every
+  operand is charged at its memory ABI v2 size (``hostpy.abi.Abi.call_bytes``) on its own AXI
+  master, and the masters share the bandwidth of the memory bank gen/regmap.py maps them to
+  (``MemoryModel.banking``: ``per_bank``, or one ``shared`` channel). Read latency is exposed at
+  the start of a call, write latency at its end; in between it is hidden by outstanding bursts
+  unless a master's in-flight words cannot cover it. :func:`kernel_call` is one call (the unit
+  the Verilator harness measures); :func:`gemm_cost` and :func:`step_cost` add calls up.
+* **Core** — the streaming core's cycles come from the RTL engineer's exact formula
+  ``sim.cycles.core_cycles`` (and ``prune_cycles`` for PRUNE), measured on the RTL core by
+  cocotb; this module never re-derives them. It takes the marginal cost of one more tile
+  (``core(k, 2) - core(k, 1)``) and the job's fixed fill/drain from it.
+* **Generated HLS kernel** (``Schedule(fetch="hls_loops")``) — *trip-count cycles* of the ABI v2
+  HLS kernel's loops, counted by gen/hls_schedule.py (the HLS engineer's, checked against the
+  C-simulated kernel's loop counters) under its stated II assumptions
+  (``hls_schedule.II_ASSUMPTIONS``); not cycles.
 """
 from __future__ import annotations
 
@@ -26,20 +30,38 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
-from .regmap import MODES
+from hostpy.abi import Abi
+
+from .memmodel import MemoryModel
+from .regmap import MODES, pointer_banks
 from .spec import ArchSpec
 from .workloads import Gemm, lower_network, network
 
-__all__ = ["Schedule", "GemmCost", "StepCost", "core_cycles", "core_source", "gemm_cost", "prune_cost", "hls_prune_cost",
-           "step_cost", "LOOP_ORDERS", "PerfError", "BEST_SCHEDULE", "BASELINE_SCHEDULE",
-           "PRUNE_GROUPS_PER_CYCLE", "HLS_KERNEL_SCHEDULE", "FETCHES"]
+__all__ = ["Schedule", "GemmCost", "StepCost", "LayerCost", "core_cycles", "core_source", "kernel_call",
+           "kernel_call_cycles", "kernel_validation_calls", "prune_call", "gemm_cost", "prune_cost", "hls_prune_cost",
+           "step_cost",
+           "PerfError", "BEST_SCHEDULE", "RTL_KERNEL_SCHEDULE", "HLS_KERNEL_SCHEDULE", "FETCHES",
+           "DEFAULT_MEMORY", "READ_MAX_BURST", "READ_OUTSTANDING", "WRITE_OUTSTANDING", "KERNEL_CALL_OVERHEAD",
+           "PASSES"]
 
-LOOP_ORDERS = ("auto", "a_stationary", "b_stationary")
-FETCHES = ("axi", "hls_loops")
+FETCHES = ("rtl_kernel", "hls_loops")
 
-# The PRUNE unit's throughput: one M-group per cycle (the pipelined top-N-of-M unit of the RTL,
-# and the PIPELINE II=1 group loop of the HLS kernel's prune_pass).
-PRUNE_GROUPS_PER_CYCLE = 1
+# The RTL kernel's AXI masters (issue 9; sat_axi_rd / sat_axi_wr on branch rtl): read bursts of at
+# most READ_MAX_BURST beats with READ_OUTSTANDING of them in flight (a burst is requested when the
+# FIFO has room for it: READ_OUTSTANDING x READ_MAX_BURST words in flight), write bursts awaiting
+# their B response at most WRITE_OUTSTANDING. Structure of the RTL, not spec fields.
+READ_MAX_BURST = 64
+READ_OUTSTANDING = 4
+WRITE_OUTSTANDING = 8
+# Cycles every RTL-kernel call takes beyond the terms above: ap_start to the sequencer, its argument
+# checks and first DMA commands, the record unpackers and beat register in front of the core, the
+# last write command and ap_done. CALIBRATED, not derived: the RTL kernel of branch rtl
+# (sim.run.measure_kernel_cycles, read latency 64, no pauses) took exactly this many cycles more
+# than the rest of this model in all 14 GEMM calls measured at 369f62d (7 shapes x SPARSE/DENSE;
+# 13 of 14 at a4fb89f). docs/PERF.md lists the measurements.
+KERNEL_CALL_OVERHEAD = 15
+
+DEFAULT_MEMORY = MemoryModel()
 
 
 class PerfError(ValueError):
@@ -48,41 +70,29 @@ class PerfError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """How GEMMs are mapped onto the kernel (decided offline, per GEMM, from the static graph).
+    """Which kernel's dataflow is modelled, on which memory.
 
-    loop_order: "a_stationary" keeps an A (weight) block on chip and streams B blocks past it;
-      "b_stationary" the opposite; "auto" picks, per GEMM, the order with fewer cycles.
-    overlap: loads of the next block and stores of the previous tile run while the current tile
-      computes (double-buffered operand buffers, shadow accumulators). False: load, compute,
-      store one after another per tile.
-    fetch: "axi" moves operands at spec.axi_bits per cycle and bundle (a DMA in front of the RTL
-      core); "hls_loops" counts the trip counts of the generated HLS kernel's fetch process
-      (hls/sat_kernel.cpp, see _hls_loops_cost: weights in AXI-width beats into ping-pong banks,
-      B one row of C values per cycle, the next unit loading while the current one is emitted,
-      B stationary across a panel of row tiles) and of its PRUNE loops (hls_prune_cost). The
-      kernel fixes its own loop order and overlap, so loop_order, overlap and prune_parallel
-      do not apply to it.
-    prune_parallel: the FF and BP PRUNE passes run side by side (two top-N units) instead of one
-      after the other (the generated HLS kernel runs them one after the other).
+    fetch: "rtl_kernel" models the RTL kernel's dataflow (module docstring) on ``memory``;
+      "hls_loops" takes the generated HLS kernel's trip counts from gen/hls_schedule.py (``memory`` not used).
+    memory: the MemoryModel of the DDR (the same object configures the Verilator harness).
+    b_reuse: the ping-pong B buffer keeps a column tile for all its row tiles (the hardware);
+      False streams B from memory for every output tile (an ablation: what the reuse buys).
     """
 
-    loop_order: str = "auto"
-    overlap: bool = True
-    fetch: str = "axi"
-    prune_parallel: bool = True
+    fetch: str = "rtl_kernel"
+    memory: MemoryModel = DEFAULT_MEMORY
+    b_reuse: bool = True
 
     def __post_init__(self) -> None:
-        if self.loop_order not in LOOP_ORDERS:
-            raise PerfError(f"loop_order must be one of {LOOP_ORDERS}, got {self.loop_order!r}")
         if self.fetch not in FETCHES:
             raise PerfError(f"fetch must be one of {FETCHES}, got {self.fetch!r}")
+        if not isinstance(self.memory, MemoryModel):
+            raise PerfError(f"memory must be a gen.memmodel.MemoryModel, got {type(self.memory).__name__}")
 
 
-BEST_SCHEDULE = Schedule()
-BASELINE_SCHEDULE = Schedule(loop_order="a_stationary", overlap=False, prune_parallel=False)
-# The generated HLS kernel: B stationary when k fits one chunk, loads overlapped with compute
-# (descriptive only: the fetch="hls_loops" count follows the kernel's own loops).
-HLS_KERNEL_SCHEDULE = Schedule(loop_order="b_stationary", overlap=True, fetch="hls_loops", prune_parallel=False)
+RTL_KERNEL_SCHEDULE = Schedule()
+BEST_SCHEDULE = RTL_KERNEL_SCHEDULE          # the headline: the RTL kernel as it is being built
+HLS_KERNEL_SCHEDULE = Schedule(fetch="hls_loops")
 
 
 # ---- the core: from the RTL formula ------------------------------------------------------------
@@ -118,6 +128,15 @@ def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
     return int(f(spec, mode, k, tiles))
 
 
+def _prune_core_cycles(spec: ArchSpec, groups: int) -> int:
+    """The core's PRUNE job over ``groups`` M-groups (sim.cycles.prune_cycles: C groups per beat)."""
+    try:
+        from sim.cycles import prune_cycles
+    except ImportError:
+        return math.ceil(groups / spec.cols) + 3
+    return int(prune_cycles(spec, groups))
+
+
 def _step(spec: ArchSpec, mode: str) -> int:
     """Reduction elements the core consumes per cycle in ``mode``."""
     return spec.m if mode == "SPARSE" else spec.n
@@ -131,20 +150,31 @@ def _core_split(spec: ArchSpec, mode: str, k: int) -> tuple[int, int]:
     return per_tile, one - per_tile
 
 
-# ---- one GEMM on the whole kernel --------------------------------------------------------------
+# ---- cost records ------------------------------------------------------------------------------
 
 @dataclass
 class GemmCost:
-    """Cycles and traffic of one GEMM (all its kernel launches)."""
+    """Modelled cycles and traffic of one GEMM (all its kernel calls), or of one PRUNE.
 
-    cycles: int = 0            # wall cycles of the kernel
-    core_busy: int = 0         # cycles the core streams operands (tiles x per-tile cost + fill/drain)
-    bytes_in: int = 0          # off-chip reads (A values + A indices + B)
-    bytes_out: int = 0         # off-chip writes (C)
+    cycles = core_busy + start + tail + sum(stalls): the core's own cycles (the measured formula),
+    per call the kernel's fixed pipeline (KERNEL_CALL_OVERHEAD), the exposed first load and read
+    latency, the last result write and its write response, and the cycles the core waits for a
+    memory resource (keyed by that resource).
+    """
+
+    cycles: int = 0            # modelled wall cycles of the kernel calls
+    core_busy: int = 0         # the core's cycles (sim.cycles formula: tiles x per-tile + fill/drain)
+    bytes_in: int = 0          # off-chip reads at their ABI v2 size
+    bytes_out: int = 0         # off-chip writes at their ABI v2 size
     launches: int = 0
     loop_order: str = ""
-    mults: int = 0             # multiplier operations actually issued with a useful operand
+    mults: int = 0             # multiplier operations issued with a useful operand
     beats: int = 0             # operand beats the core consumes (tiles x ceil(k/step)): pure streaming
+    exact_beats: float = 0.0   # beats without padding to tiles and groups: rows*cols*k / (R*C*step)
+    start: int = 0             # per call: kernel pipeline + read latency + the first B column tile's load
+    tail: int = 0              # per call: the last result tile's write + write response
+    stalls: dict[str, int] = field(default_factory=dict)   # core waiting for memory, by resource
+    b_streaming_calls: int = 0  # calls whose B column tile did not fit a buffer bank
 
     @property
     def fill_drain(self) -> int:
@@ -153,197 +183,375 @@ class GemmCost:
 
     @property
     def stall(self) -> int:
-        """Cycles the core waits for memory (transfers not hidden behind compute)."""
+        """Cycles beyond the core's own: exposed first load/latency, last write, memory stalls."""
         return self.cycles - self.core_busy
 
     def add(self, other: "GemmCost", times: int = 1) -> None:
-        self.cycles += other.cycles * times
-        self.core_busy += other.core_busy * times
-        self.bytes_in += other.bytes_in * times
-        self.bytes_out += other.bytes_out * times
-        self.launches += other.launches * times
-        self.mults += other.mults * times
-        self.beats += other.beats * times
+        for name in ("cycles", "core_busy", "bytes_in", "bytes_out", "launches", "mults", "beats", "start", "tail",
+                     "b_streaming_calls"):
+            setattr(self, name, getattr(self, name) + getattr(other, name) * times)
+        self.exact_beats += other.exact_beats * times
+        for key, v in other.stalls.items():
+            self.stalls[key] = self.stalls.get(key, 0) + v * times
         if other.loop_order and other.loop_order not in self.loop_order.split("+"):
             self.loop_order = "+".join(x for x in (self.loop_order, other.loop_order) if x)
 
 
-def _axis_classes(length: int, tile: int) -> list[tuple[int, int]]:
-    """Tiles along one axis as (size, count) classes: the full tiles, then the edge tile."""
-    full, last = divmod(length, tile)
-    return [(s, c) for s, c in ((tile, full), (last, 1)) if c and s]
+# ---- memory: banks and masters -----------------------------------------------------------------
+
+def _channels(spec: ArchSpec, mem: MemoryModel) -> dict[str, str]:
+    """Pointer argument -> the memory channel it reaches (regmap bank, or one shared channel)."""
+    banks = pointer_banks(spec)
+    if mem.banking == "shared":
+        return {a: "shared channel" for a in banks}
+    return {a: f"bank {b}" for a, b in banks.items()}
 
 
-def _beats(nbytes: float, spec: ArchSpec) -> int:
-    return math.ceil(nbytes * 8 / spec.axi_bits)
+def _read_rate(mem: MemoryModel, burst: int) -> float:
+    """Words per cycle one read master sustains: its in-flight words over the round trip of a burst."""
+    inflight = READ_OUTSTANDING * READ_MAX_BURST
+    return min(1.0, mem.words_per_cycle, inflight / (mem.read_latency + min(burst, READ_MAX_BURST)))
 
 
-def _a_bytes(spec: ArchSpec, mode: str, rows: int, k: int) -> tuple[int, int]:
-    """(value bytes, index bytes) of an A block: compressed along k in SPARSE mode."""
-    d = spec.mem_data_bits // 8
-    if mode == "SPARSE":
-        slots = rows * math.ceil(k / spec.m) * spec.n
-        return slots * d, math.ceil(slots * spec.idx_bits / 8)
-    return rows * k * d, 0
+def _read_stream_credit(mem: MemoryModel, words: int, burst: int) -> float:
+    """Cycles a latency-limited read stream of ``words`` saves against ``words`` / its steady rate.
 
-
-def _launch_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, order: str, overlap: bool) -> GemmCost:
-    """One kernel launch: rows, k, cols within the spec's limits, one fixed loop order."""
-    d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
-    per_tile, fixed = _core_split(spec, mode, k)
-    chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense
-    resident = k <= chunk                     # one operand block can stay on chip across tiles
-    row_cls, col_cls = _axis_classes(rows, spec.rows), _axis_classes(cols, spec.cols)
-
-    def a_load(r: int) -> int:
-        val, idx = _a_bytes(spec, mode, r, k)
-        return max(_beats(val, spec), _beats(idx, spec))       # separate bundles, in parallel
-
-    def b_load(c: int) -> int:
-        return _beats(k * c * d, spec)
-
-    def c_store(r: int, c: int) -> int:
-        return _beats(r * c * acc, spec)
-
-    # Outer axis = the stationary operand's tiles; inner axis = the streamed operand's tiles.
-    if order == "a_stationary":
-        outer, inner, outer_load, inner_load = row_cls, col_cls, a_load, b_load
-    else:
-        outer, inner, outer_load, inner_load = col_cls, row_cls, b_load, a_load
-
-    def store(o: int, i: int) -> int:
-        return c_store(o, i) if order == "a_stationary" else c_store(i, o)
-
-    cost = GemmCost(launches=1, loop_order=order)
-    tiles = sum(n for _, n in row_cls) * sum(n for _, n in col_cls)
-    cost.core_busy = tiles * per_tile + fixed
-    cost.beats = tiles * math.ceil(k / _step(spec, mode))
-    # Overlapped: one fill/drain per launch. Sequential: the core restarts for every tile.
-    total = fixed if overlap else 0
-    first_outer = True
-    for osize, ocount in outer:
-        # Time of one outer iteration (all its inner tiles).
-        inner_time = 0
-        for isize, icount in inner:
-            stream = inner_load(isize)
-            if not resident:                  # both operands re-fetched per tile, chunk by chunk
-                # separate bundles: in parallel when the fetch overlaps, one after the other if not
-                stream = max(stream, outer_load(osize)) if overlap else stream + outer_load(osize)
-            st = store(osize, isize)
-            if overlap:
-                inner_time += icount * max(per_tile, stream, st)
-            else:
-                inner_time += icount * (stream + per_tile + fixed + st)
-        o_load = outer_load(osize) if resident else 0
-        if overlap:
-            # The next outer block prefetches while this outer iteration computes.
-            step = max(inner_time, o_load)
-            total += ocount * step
-            if first_outer:
-                total += o_load               # the very first block is not hidden
-                first_outer = False
-        else:
-            total += ocount * (o_load + inner_time)
-    if overlap:
-        # First streamed block before compute starts, last tile's store after it ends.
-        total += inner_load(inner[0][0]) + store(outer[-1][0], inner[-1][0])
-    cost.cycles = max(total, cost.core_busy)
-
-    # Traffic: the streamed operand once per outer tile; the stationary one once (or per tile).
-    a_val, a_idx = _a_bytes(spec, mode, rows, k)
-    a_total, b_total = a_val + a_idx, k * cols * d
-    n_row_tiles, n_col_tiles = math.ceil(rows / spec.rows), math.ceil(cols / spec.cols)
-    if not resident:
-        cost.bytes_in = a_total * n_col_tiles + b_total * n_row_tiles
-    elif order == "a_stationary":
-        cost.bytes_in = a_total + b_total * n_row_tiles
-    else:
-        cost.bytes_in = a_total * n_col_tiles + b_total
-    cost.bytes_out = rows * cols * acc
-    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
-    cost.mults = rows * cols * kept
-    return cost
-
-
-def _classes(n: int) -> list[tuple[int, int]]:
-    """Indices 0..n-1 as (representative, count): the first, the ones in between, the last."""
-    return [(0, 1)] + ([(1, n - 2)] if n > 2 else []) + ([(n - 1, 1)] if n > 1 else [])
-
-
-def _hls_loops_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
-    """One launch of the generated HLS kernel's GEMM, from its loop trip counts (II=1 loops).
-
-    hls/sat_kernel.cpp ``fetch`` cuts k into the fewest chunks that fit the buffers, of equal
-    size in whole steps, and walks units (output tile, k chunk): column tiles, then panels of
-    row tiles sharing one B block (all row tiles when k fits one chunk, else ``M`` =
-    ``ACC_TILES``, whose partial sums pe_array keeps between chunks), then chunks, then the
-    panel's row tiles. Iteration u of ``units_loop`` runs side by side (ping-pong banks, nothing
-    shared): ``load_w`` of unit u (R rows x ceil(nsteps*N / AXI_ELEMS) beats), ``load_b`` (one B
-    row per cycle: slice (row tile - panel start) of the next group's block, ceil(B rows / panel
-    row tiles) rows; the whole first block in iteration 0) and ``emit`` of unit u-1 (nsteps); the
-    ``drain`` process writes the tile finished in u-2 (R cycles) at the same time. An iteration
-    costs the longest of them: cycles = sum over iterations of that maximum (+ the last tile's
-    drain). Trip counts only: loop pipeline depths and call overheads are not counted
-    (C-simulation is not cycle-accurate); tests/test_csim.py checks this count against the loops'
-    trip counts in C-simulation.
+    The steady rate (in-flight words per round trip of a burst) holds once the stream runs; but the
+    first window of in-flight words was requested at the start of the call, and its round trip is
+    the read latency already counted there. Window w of F in-flight words arrives (w x round trip)
+    after the first, at the channel's rate (one word per cycle at most): the stream's words have
+    all arrived floor((W-1)/F) x round trip + ((W-1) mod F + 1) / rate cycles after the first one.
+    (Added after the RTL kernel measured at read latency 448 showed the steady rate alone 11.6 %
+    high on a short stream; it restates sat_axi_rd's documented behaviour, it is not a fit.)
     """
-    step = _step(spec, mode)
-    r_, n_, m_ = spec.rows, spec.n, spec.m
-    axi_elems = spec.axi_bits // spec.mem_data_bits
-    max_chunk = spec.k_chunk_sparse if mode == "SPARSE" else spec.k_chunk_dense // n_ * n_
-    n_kc = math.ceil(k / max_chunk)
-    chunk = math.ceil(math.ceil(k / n_kc) / step) * step             # balanced_chunk: equal chunks
-    n_rt, n_ct = math.ceil(rows / r_), math.ceil(cols / spec.cols)
-    panel = n_rt if n_kc == 1 else m_                                # row tiles per B block
-    n_pn = math.ceil(n_rt / panel)
-    units = n_ct * n_rt * n_kc
+    f = READ_OUTSTANDING * READ_MAX_BURST
+    period = mem.read_latency + min(burst, READ_MAX_BURST)
+    bw = min(1.0, mem.words_per_cycle)                  # a window arrives at the channel's rate
+    if words <= 0 or f / period >= bw:                  # not latency-bound: no window structure
+        return 0.0
+    full, rest = divmod(words - 1, f)
+    return words * period / f - (full * period + (rest + 1) / bw)
 
-    def nsteps(kc: int) -> int:
-        return math.ceil(min(chunk, k - kc * chunk) / step)
 
-    def load_w(kc: int) -> int:
-        return r_ * math.ceil(nsteps(kc) * n_ / axi_elems)
+def _write_rate(mem: MemoryModel, burst: int) -> float:
+    """Words per cycle one write master sustains with WRITE_OUTSTANDING bursts of ``burst`` words."""
+    b = max(1, min(burst, READ_MAX_BURST))
+    return min(1.0, mem.words_per_cycle, WRITE_OUTSTANDING * b / (b + mem.write_latency))
 
-    def b_rows(kc: int) -> int:
-        return math.ceil(nsteps(kc) * step / m_) * m_
 
-    def iteration(c: int, pn: int, kc: int, i: int) -> int:
-        """Cycles of the iteration that emits unit i of group (column c, panel pn, chunk kc)."""
-        size = min(panel, n_rt - pn * panel)                         # row tiles of this panel
-        e = (c * n_rt + pn * panel) * n_kc + kc * size + i            # (only full panels before)
-        t = nsteps(kc)                                               # emit
-        if e + 1 < units:                                            # load_w of the next unit
-            t = max(t, load_w(kc if i + 1 < size else (kc + 1) % n_kc))
-        next_c = c + 1 if kc + 1 == n_kc and pn + 1 == n_pn else c   # the next group's column
-        if next_c < n_ct:                                            # slice i of its B block
-            rows_next = b_rows((kc + 1) % n_kc)
-            sl = math.ceil(rows_next / size)
-            t = max(t, max(0, min(rows_next, (i + 1) * sl) - i * sl))
-        prev_done = kc == n_kc - 1 if i > 0 else kc == 0             # did unit e-1 finish a tile?
-        if e >= 1 and prev_done:                                     # its drain
-            t = max(t, r_)
-        return t
+def _memory_time(demand: dict[str, float], rates: dict[str, float], channels: dict[str, str],
+                 mem: MemoryModel) -> tuple[float, str]:
+    """Cycles the memory needs for ``demand`` words per argument, and the binding resource.
 
-    cycles = max(load_w(0), b_rows(0)) + r_                          # first load, last drain
-    for c, cn in _classes(n_ct):
-        for pn, pnn in _classes(n_pn):
-            size = min(panel, n_rt - pn * panel)
-            for kc in range(n_kc):
-                for i in range(size):
-                    cycles += cn * pnn * iteration(c, pn, kc, i)
+    Each argument's master moves at most its own rate; the masters on one channel share its
+    ``words_per_cycle``.
+    """
+    best, key = 0.0, ""
+    per_channel: dict[str, float] = {}
+    for arg, words in demand.items():
+        if words <= 0:
+            continue
+        t = words / rates[arg]
+        if t > best:
+            best, key = t, f"{arg} master"
+        per_channel[channels[arg]] = per_channel.get(channels[arg], 0.0) + words
+    for ch, words in per_channel.items():
+        t = words / mem.words_per_cycle
+        if t > best + 1e-9:
+            users = "+".join(a for a in demand if channels[a] == ch and demand[a] > 0)
+            best, key = t, f"{ch} ({users})"
+    return best, key
 
-    cost = GemmCost(launches=1, loop_order="hls_loops")
-    cost.beats = n_rt * n_ct * math.ceil(k / step)
-    cost.core_busy = cost.beats + r_                                 # + the drain of the last tile
-    cost.cycles = cycles
-    d, acc = spec.mem_data_bits // 8, spec.mem_acc_bits // 8
-    a_val, a_idx = _a_bytes(spec, mode, rows, k)
-    # A streams once per column tile, B once per panel of row tiles.
-    cost.bytes_in = (a_val + a_idx) * n_ct + k * cols * d * n_pn
-    cost.bytes_out = rows * cols * acc
+
+def _involves(key: str, arg: str) -> bool:
+    """Does the resource named ``key`` (``"x master"`` or ``"channel (x+y)"``) carry argument ``arg``?"""
+    if key == f"{arg} master":
+        return True
+    return "(" in key and arg in key[key.index("(") + 1:key.rindex(")")].split("+")
+
+
+# ---- one kernel call on the RTL kernel ---------------------------------------------------------
+
+def _check_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> None:
+    for name, v in (("rows", rows), ("k", k), ("cols", cols)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise PerfError(f"GEMM {name} must be a positive integer, got {v!r}")
+    if mode not in ("SPARSE", "DENSE"):
+        raise PerfError(f"kernel_call mode must be SPARSE or DENSE (PRUNE: prune_call), got {mode!r}")
+    if mode == "SPARSE" and not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no SPARSE mode")
+    if k > spec.max_k or rows > spec.max_dim or cols > spec.max_dim:
+        raise PerfError(f"one kernel call takes k <= max_k={spec.max_k} and rows, cols <= max_dim={spec.max_dim}, "
+                        f"got rows={rows}, k={k}, cols={cols} (gemm_cost splits larger GEMMs into calls)")
+
+
+@lru_cache(maxsize=16384)
+def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel,
+                 b_reuse: bool) -> GemmCost:
+    abi = Abi(spec)
+    wb = abi.word_bytes
+    per_tile, fixed = _core_split(spec, mode, k)
+    n_rt, n_ct = -(-rows // spec.rows), -(-cols // spec.cols)
+    tiles = n_rt * n_ct
+    groups = -(-k // spec.m)
+    # Every operand at its ABI v2 size; the layout pads every lane tile, so all tiles are equal.
+    size = abi.call_bytes(mode, rows, k, cols)
+    a_args = [a for a in ("a_val", "a_idx") if a in size]
+    a_tile = {a: size[a] // wb // n_rt for a in a_args}           # one row tile of A, words
+    b_tile = size["b"] // wb // n_ct                                # one column tile of B (G records)
+    c_tile = abi.result_tile_words
+    streaming = (not b_reuse) or groups > spec.abuf_depth
+    channels = _channels(spec, mem)
+    # A: the whole A region once per column tile, one contiguous stream; B: one column tile per
+    # load (or per output tile when streaming); C: one tile per write command (tiles of one column
+    # tile are not contiguous in the result layout).
+    rates = {a: _read_rate(mem, size[a] // wb) for a in a_args}
+    rates["b"] = _read_rate(mem, b_tile)
+    rates["c"] = _write_rate(mem, c_tile)
+
+    def column_tile(next_b: bool) -> tuple[float, str]:
+        demand = {a: n_rt * a_tile[a] for a in a_args}
+        demand["b"] = n_rt * b_tile if streaming else (b_tile if next_b else 0)
+        demand["c"] = n_rt * c_tile
+        return _memory_time(demand, rates, channels, mem)
+
+    compute = n_rt * per_tile                                        # the core's cycles per column tile
+    cost = GemmCost(launches=1, loop_order="rtl_kernel")
+    cost.core_busy = tiles * per_tile + fixed
+    if cost.core_busy != core_cycles(spec, mode, k, tiles):          # the split must add up to the formula
+        raise AssertionError("core split does not reproduce sim.cycles.core_cycles")
+    # Column tiles: the first n_ct - 1 also load the next column tile's B (unless streaming).
+    stalls: dict[str, float] = {}
+    for count, next_b in ((n_ct - 1, True), (1, False)):
+        if count <= 0:
+            continue
+        t, key = column_tile(next_b)
+        if t > compute:
+            stalls[key] = stalls.get(key, 0.0) + count * (t - compute)
+    # A master bound by its in-flight words gets its first window at full rate (its latency is in
+    # the call's start): that much of its stall is not there.
+    words = {a: n_ct * n_rt * a_tile[a] for a in a_args}
+    words["b"] = n_ct * (n_rt if streaming else 1) * b_tile - (0 if streaming else b_tile)
+    for arg in [*a_args, "b"]:
+        key = f"{arg} master"
+        if key in stalls:
+            burst = size[arg] // wb if arg != "b" else b_tile
+            stalls[key] = max(0.0, stalls[key] - _read_stream_credit(mem, words[arg], burst))
+    stall_total = 0
+    for key, v in stalls.items():
+        wait = math.ceil(v - 1e-9)
+        if wait:
+            cost.stalls[key + (", B streaming" if streaming and _involves(key, "b") else "")] = wait
+            stall_total += wait
+    # Start: the first read's latency; the first column tile of B fills its bank before compute
+    # (streaming B and A are consumed as they arrive).
+    first = {"b": 0 if streaming else b_tile}
+    first_t, _ = _memory_time(first, rates, channels, mem)
+    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency + math.ceil(first_t)
+    # Tail: the last result tile's burst (its words, then the write response).
+    cost.tail = math.ceil(c_tile / min(mem.words_per_cycle, 1.0)) + mem.write_latency
+    cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
+    cost.beats = tiles * math.ceil(k / _step(spec, mode))
+    cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
+    cost.bytes_in = sum(size[a] for a in a_args) * n_ct + size["b"] * (n_rt if streaming else 1)
+    cost.bytes_out = size["c"]
+    cost.b_streaming_calls = int(streaming)
     kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
     cost.mults = rows * cols * kept
     return cost
+
+
+def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel = DEFAULT_MEMORY,
+                b_reuse: bool = True) -> GemmCost:
+    """Modelled cycles (with their breakdown) of ONE call of the RTL kernel in SPARSE or DENSE mode.
+
+    C[rows][cols] = A[rows][k] . B[k][cols] within the spec's limits (one call), from ap_start to
+    the last write response, on the memory ``mem`` (the MemoryModel the Verilator harness uses, so
+    a measured call and this one compare like for like). Kernel launch / AXI-Lite overhead is not
+    included. The returned GemmCost splits the cycles into core_busy (sim.cycles.core_cycles),
+    start, tail and stalls.
+    """
+    _check_call(spec, mode, rows, k, cols)
+    if not isinstance(mem, MemoryModel):
+        raise PerfError(f"mem must be a gen.memmodel.MemoryModel, got {type(mem).__name__}")
+    c = _kernel_call(spec, mode, rows, k, cols, mem, b_reuse)
+    out = GemmCost()
+    out.add(c)
+    out.loop_order = c.loop_order
+    return out
+
+
+def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
+                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = True) -> int:
+    """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
+
+    ``b_reuse=False`` models a kernel that streams B again for every output tile (the RTL kernel
+    of branch rtl at 369f62d does, before its ping-pong B buffer)."""
+    return kernel_call(spec, mode, rows, k, cols, mem, b_reuse).cycles
+
+
+@lru_cache(maxsize=4096)
+def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost:
+    abi = Abi(spec)
+    wb = abi.word_bytes
+    size = abi.call_bytes("PRUNE", rows, k, 1)
+    channels = _channels(spec, mem)
+    w_words = size["a_val"] // wb
+    outs = {a: size[a] // wb for a in ("ff_val", "ff_idx", "bp_val", "bp_idx")}
+    wrates = {a: _write_rate(mem, min(READ_MAX_BURST, w)) for a, w in outs.items()}
+    # Groups through the C prune lanes: lane tiles padded to R lanes as the ABI pads them.
+    ff_groups = -(-rows // spec.rows) * spec.rows * -(-k // spec.m)
+    bp_groups = -(-k // spec.rows) * spec.rows * -(-rows // spec.m)
+    cost = GemmCost(launches=1, loop_order="rtl_kernel")
+    # One core job over both passes (sim.cycles.prune_cycles of all groups; docs/RTL.md "PRUNE").
+    cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups)
+    # FF pass: W in memory order, one read command; BP pass: W again, one one-record command each.
+    # The read DMA runs ahead from the FF pass into the BP pass, so W's two reads are one stream
+    # (its first window arrives at full rate after the start, as for a GEMM's operands).
+    cost.beats = -(-ff_groups // spec.cols) + -(-bp_groups // spec.cols)
+    rates = {"a_val": _read_rate(mem, min(w_words, READ_MAX_BURST)), **wrates}
+    t, key = _memory_time({"a_val": 2 * w_words, **outs}, rates, channels, mem)
+    if key == "a_val master":
+        t -= _read_stream_credit(mem, 2 * w_words, min(w_words, READ_MAX_BURST))
+    stall_total = math.ceil(t - cost.beats - 1e-9) if t > cost.beats else 0
+    if stall_total:
+        cost.stalls[key] = stall_total
+    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
+    # The BP copy's last bursts leave after the last beat (a burst is requested once all its data
+    # is buffered), then their write response.
+    last = max((outs[a] - 1) % READ_MAX_BURST + 1 for a in ("bp_val", "bp_idx"))
+    cost.tail = math.ceil(last / min(1.0, mem.words_per_cycle)) + mem.write_latency
+    cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
+    cost.bytes_in = 2 * size["a_val"]
+    cost.bytes_out = sum(size[a] for a in ("ff_val", "ff_idx", "bp_val", "bp_idx"))
+    return cost
+
+
+def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEMORY) -> GemmCost:
+    """Modelled cycles of one PRUNE call of the RTL kernel on the dense master W[rows][k].
+
+    One core job (``sim.cycles.prune_cycles`` of all groups) streams W (grouped records, R rows x M
+    positions) through the core's C prune lanes once per copy: the FF copy (groups along k, lanes =
+    rows; W in memory order), then the BP copy (groups along rows, lanes = columns; W again, one
+    record per read command, transposed by wiring in the RTL kernel). A pass waits when the
+    memory's time for W and that copy exceeds its beats.
+    """
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    _check_call(spec, "SPARSE", rows, k, 1)
+    c = _prune_call(spec, rows, k, mem)
+    out = GemmCost()
+    out.add(c)
+    out.loop_order = c.loop_order
+    return out
+
+
+def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KERNEL_SCHEDULE) -> GemmCost:
+    """PRUNE of W[rows][k] under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops."""
+    if schedule.fetch == "hls_loops":
+        return hls_prune_cost(spec, rows, k)
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    total = GemmCost()
+    for rr, rn in _splits(rows, spec.max_dim):              # W beyond the call limits: several calls
+        for kk, kn in _splits(k, spec.max_k):
+            total.add(prune_call(spec, rr, kk, schedule.memory), rn * kn)
+    return total
+
+
+def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
+    """Kernel calls, derived from the spec, that each exercise one term of the RTL-kernel model.
+
+    For the comparison with the whole RTL kernel measured in the Verilator harness on the same
+    MemoryModel: {"kind", "term", "mode", "rows", "k", "cols", "memory": MemoryModel}. PRUNE calls have
+    cols = 0. The dense baseline gets its DENSE calls only.
+    """
+    r, c, m = spec.rows, spec.cols, spec.m
+    deep = (spec.abuf_depth + 8) * m                     # a B column tile deeper than a buffer bank
+    short = m * (spec.rows // spec.drain_rows + 2)      # a SPARSE tile as short as the drain floor
+    lat = 2 * READ_OUTSTANDING * READ_MAX_BURST - READ_MAX_BURST   # in-flight words cover half the round trip
+    calls = [
+        ("compute", "compute bound: core term + first read, first B column tile, last write",
+         "SPARSE", 2 * r, 64 * m, 3 * c, MemoryModel()),
+        ("dense", "DENSE: one A and one B record every M/N cycles", "DENSE", 2 * r, 16 * m, 2 * c, MemoryModel()),
+        ("edges", "edge tiles and a short last group (ABI padding)",
+         "SPARSE", r + 1, 3 * m + 1, 3 * c - 1, MemoryModel()),
+        ("b_streaming", "B streaming: column tile deeper than abuf_depth records", "SPARSE", r, deep, c, MemoryModel()),
+        ("shared", "one shared channel: A + next B + C on one bank",
+         "SPARSE", r, 64 * m, 3 * c, MemoryModel(banking="shared")),
+        ("read_latency", "read latency beyond the in-flight words (B streaming)",
+         "SPARSE", r, deep, c, MemoryModel(read_latency=lat)),
+        ("write_latency", "write latency: one result burst per tile, WRITE_OUTSTANDING in flight",
+         "SPARSE", 8 * r, short, c, MemoryModel(write_latency=128)),
+        ("bandwidth", "half bandwidth per bank (B streaming)",
+         "SPARSE", 2 * r, deep, c, MemoryModel(words_per_cycle=0.5)),
+        ("prune", "PRUNE: FF and BP passes of W through the prune lanes", "PRUNE", 4 * r, 16 * m, 0, MemoryModel()),
+    ]
+    out = []
+    for kind, term, mode, rows, k, cols, mem in calls:
+        if not spec.sparse and mode != "DENSE":
+            continue
+        out.append({"kind": kind, "term": term, "mode": mode, "rows": rows, "k": min(k, spec.max_k), "cols": cols,
+                    "memory": mem})
+    return out
+
+
+# ---- the generated HLS kernel: trip-count cycles under stated II assumptions (not cycles) ------
+# gen/hls_schedule.py (the HLS engineer's) counts the loops of the ABI v2 HLS kernel per call;
+# tests/test_csim.py checks it against the C-simulated kernel's own loop counters. These wrappers
+# only put its figures into GemmCost's breakdown; they never recount a loop.
+
+def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
+    """One GEMM call of the generated HLS kernel: gen.hls_schedule.gemm_schedule in GemmCost form.
+
+    beats = array steps (the compute loop's trips), start = the first B tile on chip before step 0,
+    tail = the last tile's drain; when another process (a read or feed loop) is busier than compute,
+    the difference is booked as a stall of that loop. All of it is trip counts under
+    hls_schedule.II_ASSUMPTIONS, not cycles.
+    """
+    from . import hls_schedule
+    try:
+        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
+    except hls_schedule.HlsScheduleError as e:
+        raise PerfError(str(e)) from None
+    abi = Abi(spec)
+    t = sch.trips
+    cost = GemmCost(launches=1, loop_order="hls_loops")
+    cost.beats = cost.core_busy = sch.steps
+    # start (first B tile on chip), tail (last drain) and B residency are the schedule's own figures.
+    cost.start, cost.tail = sch.start, sch.tail
+    cost.cycles = sch.cycles
+    wait = sch.cycles - cost.beats - cost.start - cost.tail
+    if wait:
+        cost.stalls[f"{sch.bound} loop"] = wait
+    cost.b_streaming_calls = sch.b_streaming_calls
+    cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
+    cost.bytes_in = (t["read_a"] + t["read_i"] + t["read_b"]) * abi.word_bytes
+    cost.bytes_out = t["drain"] * abi.word_bytes
+    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
+    cost.mults = rows * cols * kept
+    return cost
+
+
+def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
+    """PRUNE of W[rows][k] on the generated HLS kernel: gen.hls_schedule.prune_schedule per call
+    (trip counts under hls_schedule.II_ASSUMPTIONS, not cycles)."""
+    from . import hls_schedule
+    if not spec.sparse:
+        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    total = GemmCost()
+    wb = spec.axi_bits // 8
+    for rr, rn in _splits(rows, spec.max_dim):
+        for kk, kn in _splits(k, spec.max_k):
+            sch = hls_schedule.prune_schedule(spec, rr, kk)
+            t = sch.trips
+            one = GemmCost(cycles=sch.cycles, core_busy=sch.cycles, beats=sch.cycles, launches=1,
+                           loop_order="hls_loops",
+                           bytes_in=(t["ff_read"] + t["bp_read"]) * wb,
+                           bytes_out=sum(t[x] for x in ("ff_write_val", "ff_write_idx", "bp_write_val",
+                                                        "bp_write_idx")) * wb)
+            total.add(one, rn * kn)
+    return total
 
 
 def _splits(length: int, limit: int) -> list[tuple[int, int]]:
@@ -354,83 +562,26 @@ def _splits(length: int, limit: int) -> list[tuple[int, int]]:
 
 def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
               schedule: Schedule = BEST_SCHEDULE) -> GemmCost:
-    """Cycles of C[rows][cols] = A[rows][k] . B[k][cols] in ``mode`` on the whole kernel.
+    """Modelled cycles of C[rows][cols] = A[rows][k] . B[k][cols] in ``mode``: the sum of its kernel calls.
 
-    Dimensions above the spec's limits are split into several launches (k above ``max_k``: partial
-    results summed by the host, outside this model).
+    Dimensions above the spec's limits are split into several calls (k above ``max_k``: partial
+    results summed by the host, outside this model). Each call is :func:`kernel_call` on
+    ``schedule.memory`` (or, for ``fetch="hls_loops"``, gen/hls_schedule.py's trip counts of the HLS kernel).
     """
     for name, v in (("rows", rows), ("k", k), ("cols", cols)):
-        if not isinstance(v, int) or v < 1:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise PerfError(f"GEMM {name} must be a positive integer, got {v!r}")
-    orders = ("a_stationary", "b_stationary") if schedule.loop_order == "auto" else (schedule.loop_order,)
     total = GemmCost()
     for r, rn in _splits(rows, spec.max_dim):
         for kk, kn in _splits(k, spec.max_k):
             for c, cn in _splits(cols, spec.max_dim):
                 if schedule.fetch == "hls_loops":
                     core_cycles(spec, mode, kk, 1)                       # same argument checks
-                    best = _hls_loops_cost(spec, mode, r, kk, c)
+                    one = _hls_call(spec, mode, r, kk, c)
                 else:
-                    # The overlapped estimate exposes the first load and the last store on top
-                    # of tiles that each already count a load and a store, which over-counts tiny
-                    # launches. Double buffers can always run their stages one after the other, so
-                    # an overlapped launch never costs more than the sequential one.
-                    overlaps = (schedule.overlap, False) if schedule.overlap else (False,)
-                    best = min((_launch_cost(spec, mode, r, kk, c, o, ov) for o in orders for ov in overlaps),
-                               key=lambda g: (g.cycles, g.bytes_in))
-                total.add(best, rn * kn * cn)
+                    one = kernel_call(spec, mode, r, kk, c, schedule.memory, schedule.b_reuse)
+                total.add(one, rn * kn * cn)
     return total
-
-
-def prune_cost(spec: ArchSpec, rows: int, k: int, parallel: bool = True) -> GemmCost:
-    """PRUNE of a dense master W[rows][k]: FF copy (groups along k) and BP copy (groups along rows).
-
-    One group per cycle per pass (PRUNE_GROUPS_PER_CYCLE); the FF and BP passes run side by side
-    (``parallel``) or one after the other, as the generated HLS kernel does. The copies are
-    written on their own bundles.
-    """
-    if not spec.sparse:
-        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
-    d = spec.mem_data_bits // 8
-    ff_groups, bp_groups = rows * math.ceil(k / spec.m), k * math.ceil(rows / spec.m)
-    ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
-    bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
-    passes = 1 if parallel else 2                      # W streamed once, or once per pass
-    read = passes * _beats(rows * k * d, spec)
-    per_pass = [math.ceil(g / PRUNE_GROUPS_PER_CYCLE) for g in (ff_groups, bp_groups)]
-    units = max(per_pass) if parallel else sum(per_pass)
-    writes = max(_beats(x, spec) for x in (ff_val, ff_idx, bp_val, bp_idx))
-    cycles = max(units, read, writes)
-    return GemmCost(cycles=cycles, core_busy=units, bytes_in=passes * rows * k * d,
-                    bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
-
-
-def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
-    """PRUNE of W[rows][k] in the generated HLS kernel, from its loop trip counts.
-
-    ``prune_pass`` makes the FF copy, one M-group (M contiguous values) per iteration. The BP copy
-    comes from ``prune_bp_staged``: per block of ``block`` columns, one iteration per row stages
-    the block's row segments, then one iteration per group. ``block`` is up to AXI_ELEMS columns
-    in a stage of one activation bank (C x abuf_depth x M values), each column at a pitch of
-    ceil((rows-1)/AXI_ELEMS)*AXI_ELEMS + 1. W too tall for one column in the stage falls back to
-    ``prune_pass`` reading in place: M reads with stride k per group, M cycles on one port. The two
-    copies are made one after the other.
-    """
-    if not spec.sparse:
-        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
-    m = spec.m
-    axi_elems = spec.axi_bits // spec.mem_data_bits
-    stage = spec.cols * spec.abuf_depth * m
-    groups_r = math.ceil(rows / m)
-    ff = rows * math.ceil(k / m)
-    pitch = math.ceil((rows - 1) / axi_elems) * axi_elems + 1
-    block = min(axi_elems, stage // pitch)
-    bp = math.ceil(k / block) * rows + k * groups_r if block else k * groups_r * m
-    d = spec.mem_data_bits // 8
-    ff_val, ff_idx = _a_bytes(spec, "SPARSE", rows, k)
-    bp_val, bp_idx = _a_bytes(spec, "SPARSE", k, rows)
-    return GemmCost(cycles=ff + bp, core_busy=ff + k * groups_r, bytes_in=2 * rows * k * d,
-                    bytes_out=ff_val + ff_idx + bp_val + bp_idx, launches=1)
 
 
 # ---- one training step -------------------------------------------------------------------------
@@ -474,16 +625,43 @@ class StepCost:
         return sum(g.mults for layer in self.layers for g in layer.passes.values())
 
     def breakdown(self) -> dict[str, int]:
-        """Where the cycles go: streaming beats per pass, the core's fill/drain, PRUNE, memory stalls."""
+        """Where the modelled cycles go (the parts add up to ``cycles``): the core's streaming beats
+        per pass, its fill/drain, the calls' exposed start (read latency, first B column tile) and
+        end (last result write + write response), memory stalls, and PRUNE (all of its cycles)."""
         out = {p: 0 for p in PASSES}
-        out["fill_drain"], out["PRUNE"], out["transfer"] = 0, 0, 0
+        out.update(fill_drain=0, call_start_end=0, memory_stalls=0, PRUNE=0)
         for layer in self.layers:
             for p, g in layer.passes.items():
                 out[p] += g.beats
                 out["fill_drain"] += g.fill_drain
-                out["transfer"] += g.stall
+                out["call_start_end"] += g.start + g.tail
+                out["memory_stalls"] += g.stall - g.start - g.tail
             out["PRUNE"] += layer.prune.cycles
         return out
+
+    def stalls(self) -> dict[str, int]:
+        """Modelled memory stalls of the GEMM calls by the resource the core waited for."""
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            for g in layer.passes.values():
+                for key, v in g.stalls.items():
+                    out[key] = out.get(key, 0) + v
+        return out
+
+    @property
+    def exact_beats(self) -> float:
+        """Streaming beats without padding to tiles and groups (rows*cols*k / (R*C*step) per GEMM)."""
+        return sum(g.exact_beats for layer in self.layers for g in layer.passes.values())
+
+    @property
+    def traffic_bytes(self) -> int:
+        """Modelled off-chip traffic of the step (reads + writes, ABI v2 sizes on the RTL kernel)."""
+        return sum(g.bytes_in + g.bytes_out for layer in self.layers
+                   for g in list(layer.passes.values()) + [layer.prune])
+
+    @property
+    def b_streaming_calls(self) -> int:
+        return sum(g.b_streaming_calls for layer in self.layers for g in layer.passes.values())
 
     def utilization(self, cycles: int | None = None, mults: int | None = None) -> float:
         """Issued useful multiplies / (cycles x multipliers)."""
@@ -501,7 +679,11 @@ class StepCost:
 def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
               schedule: Schedule = BEST_SCHEDULE, ragged: str = "dense",
               dense_classifier: bool = True) -> StepCost:
-    """Cycles of one training step: every layer's FF, BP, WU (+ PRUNE of each weight layer for BDWP)."""
+    """Modelled cycles of one training step: every layer's FF, BP, WU (+ PRUNE of each weight layer for BDWP).
+
+    With ``schedule.fetch == "hls_loops"`` the "cycles" are the HLS kernel's trip-count cycles under
+    gen.hls_schedule.II_ASSUMPTIONS (not cycles).
+    """
     if bdwp and not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: BDWP needs a sparse architecture")
     gemms = lower_network(network_name, batch=batch, m=spec.m, bdwp=bdwp, ragged=ragged,
@@ -521,10 +703,6 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
             lc.modes[g.pass_] = mode
             lc.macs += g.macs
         if bdwp and layer.weights and any(lc.modes[p] == "SPARSE" for p in lc.modes):
-            if schedule.fetch == "hls_loops":
-                pc = hls_prune_cost(spec, layer.cout, layer.reduction)
-            else:
-                pc = prune_cost(spec, layer.cout, layer.reduction, schedule.prune_parallel)
-            lc.prune.add(pc, layer.count)
+            lc.prune.add(prune_cost(spec, layer.cout, layer.reduction, schedule), layer.count)
         layers.append(lc)
     return StepCost(spec, network_name, bdwp, batch, layers)

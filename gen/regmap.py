@@ -146,7 +146,11 @@ def regmap(spec: ArchSpec) -> dict[str, Any]:
         "ier": {"offset": 0x08},
         "isr": {"offset": 0x0C},
         "args": regs,
-        "address_range": offset,
+        # Size of the s_axilite address space as Vitis means it (kernel.xml `range`, the HLS control
+        # adapter's 2**ADDR_WIDTH): the smallest power of two covering every register. `registers_end`
+        # is the first byte past the last register.
+        "address_range": 1 << max(offset - 1, 1).bit_length(),
+        "registers_end": offset,
         "modes": modes,
         "passes": passes,
         "operand": {"data_bits": spec.data_bits, "mem_data_bits": spec.mem_data_bits,

@@ -296,6 +296,11 @@ PRESETS: dict[str, ArchSpec] = {
     "sat_2x8_kv260": make_spec(name="sat_2x8_kv260", n=2, m=8, rows=4, cols=4, axi_bits=128,
                                clock_mhz=200.0, board="kv260", wbuf_depth=256, abuf_depth=256),
     "dense": make_spec(name="dense", n=2, m=8, sparse=False),
+    # Chosen by `make sweep` (docs/SWEEP.md): the fastest 2:8 point (modelled ResNet-18 step) whose
+    # Yosys-synthesized kernel, and the spec's buffer estimate, stay within 70 % of the xcvu9p.
+    "sat_2x8_vu9p": make_spec(name="sat_2x8_vu9p", n=2, m=8, rows=32, cols=64, wbuf_depth=4096, abuf_depth=4096),
+    "dense_vu9p": make_spec(name="dense_vu9p", n=2, m=8, sparse=False, rows=32, cols=64, wbuf_depth=4096,
+                            abuf_depth=4096),
 }
 
 PRESET_SUMMARIES: dict[str, str] = {
@@ -307,6 +312,8 @@ PRESET_SUMMARIES: dict[str, str] = {
     "sat_2x8_int16": "2:8 sparse, 8x8 PEs x 2 MACs, int16->int48 (one DSP48E2 per MAC), VCU1525",
     "sat_2x8_kv260": "2:8 sparse, 4x4 PEs x 2 MACs, int8->int32, Kria KV260 via PYNQ, 200 MHz",
     "dense": "dense baseline: sat_2x8's 8x8 PEs x 2 MACs without index muxes",
+    "sat_2x8_vu9p": "2:8 sparse, 32x64 PEs x 2 MACs (4096 DSP48E2), int8->int32, VCU1525-sized (chosen by make sweep)",
+    "dense_vu9p": "dense baseline: sat_2x8_vu9p's 32x64 PEs x 2 MACs without index muxes",
 }
 
 

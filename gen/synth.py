@@ -35,7 +35,7 @@ from pathlib import Path
 from .render import render_files
 from .spec import ArchSpec, SpecError, load_spec
 
-__all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "main"]
+__all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "kernel_target", "main"]
 
 TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe": "sat_pe", "kernel": "sat_kernel"}
 # The combinational primitives `ltp` walks: flip-flops and the synchronous RAMs (left out) cut the
@@ -73,6 +73,18 @@ def resources(cells: dict[str, int]) -> dict[str, int]:
         "bram": cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
         "uram": cells.get("URAM288", 0),
     }
+
+
+def kernel_target(rtl_dir: Path) -> tuple[str, str]:
+    """(target, top) that stands for "the kernel" of a generated project's ``rtl/`` directory.
+
+    The complete RTL kernel ``sat_kernel`` (operand buffers + AXI masters) when the generator
+    produced ``sat_kernel.sv``; until then the streaming core ``sat_core`` (no operand buffers, so
+    no BRAM/URAM). Callers record which top they synthesized (the sweep's ``synth_top``).
+    """
+    if (Path(rtl_dir) / "sat_kernel.sv").is_file():
+        return "kernel", "sat_kernel"
+    return "core", "sat_core"
 
 
 def parse_ltp(ltp_text: str, kinds: dict[str, set[str]]) -> dict[str, dict]:

@@ -63,6 +63,22 @@ def main(argv=None) -> int:
     t.add_argument("--models", default="mlp,cnn", help="comma list of mlp, cnn")
     t.add_argument("--nm", default="2:8,2:4", type=_nm_list, help="N:M ratios (default 2:8,2:4)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--recipe", default="srste",
+                   help="comma list of recipes: srste, mdgf-linear, mdgf-exp, sdgf-sparsify, sdgf-densify, "
+                        "sdgf-fine, sdgf-custom (default srste; see docs/RECIPES.md)")
+    t.add_argument("--methods", default="srste,bdwp",
+                   help="comma list of directions: srste (FF sparse only), bdwp (FF and BP); default both")
+    t.add_argument("--plan", default=None,
+                   help="layer-wise N:M plan: classifier-dense (default), ends-dense, all, and/or layer=N:M / "
+                        "layer=dense entries, e.g. ends-dense,fc2=2:8")
+    t.add_argument("--engine", default="device", choices=("device", "float"),
+                   help="device: GEMMs on --backend (default); float: host float64, priced on the arch")
+    t.add_argument("--frames", default=None, help="sdgf-custom frames, e.g. 15:16,8:16,4:16,2:16,1:16")
+    t.add_argument("--dense-frac", type=float, default=0.0, help="PGF dense epochs, fraction (default 0)")
+    t.add_argument("--fine-frac", type=float, default=0.0, help="PGF binary-mask fine-tune epochs, fraction (default 0)")
+    t.add_argument("--decay-coef", type=float, default=None,
+                   help="mdgf decay per step (default: 4 / sparse steps of the run)")
+    t.add_argument("--lam", type=float, default=None, help="SR-STE lambda (default: 2e-4 srste, 0 PGF recipes)")
     t.add_argument("--no-verify", action="store_true", help="skip the bit-exact rerun on the numpy backend")
     t.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
@@ -71,10 +87,15 @@ def main(argv=None) -> int:
     try:
         _ensure_generated(arch, args.arch)
         if args.cmd == "train":
+            from .bdwp import parse_nm_list
             from .suite import run_suite
+            ropts = {"plan": args.plan, "dense_frac": args.dense_frac, "fine_frac": args.fine_frac,
+                     "decay_coef": args.decay_coef, "lam": args.lam,
+                     "frames": parse_nm_list(args.frames) if args.frames else ()}
             run_suite(arch, args.backend, quick=args.quick, models=tuple(args.models.split(",")), nms=args.nm,
                       verify=not args.no_verify, seed=args.seed, backend_options=_backend_options(args),
-                      plot=not args.no_plot)
+                      plot=not args.no_plot, recipes=tuple(args.recipe.split(",")),
+                      methods=tuple(args.methods.split(",")), engine=args.engine, recipe_options=ropts)
         else:
             from .accel import open_accelerator
             from .bench import bench_gemms

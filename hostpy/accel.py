@@ -30,7 +30,7 @@ from .device import Device, KernelCall
 from .errors import (BackendUnavailableError, DTypeError, FixedPointOverflowError, NotNMError, ShapeError,
                      UnsupportedOperationError)
 from .golden import wrap
-from .abi import Abi
+from .abi import Abi, GroupedOperand
 from .nm import NMCompressed, compress, decompress, is_nm
 
 __all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
@@ -116,20 +116,23 @@ class Accelerator:
         s = self.spec
         if not isinstance(c, NMCompressed):
             raise DTypeError(f"{name}: expected an NMCompressed operand, got {type(c).__name__}")
-        if (c.n, c.m) != (s.n, s.m):
-            raise NotNMError(f"{name} is {c.n}:{c.m} compressed but {s.name} computes {s.n}:{s.m}")
+        # The dense baseline decompresses any n:M operand; a sparse kernel runs the n of nm.runtime_n.
+        allowed = self.runtime_n if s.sparse else tuple(range(1, s.m))
+        if c.m != s.m or c.n not in allowed:
+            raise NotNMError(f"{name} is {c.n}:{c.m} compressed but {s.name} computes "
+                             f"{' or '.join(f'{n}:{s.m}' for n in allowed)} (regmap.json nm.runtime_n)")
         if c.axis != axis:
             raise NotNMError(f"{name} is compressed along axis {c.axis}, this pass needs axis {axis}")
         lanes, k = (c.shape[0], c.shape[1]) if axis == 1 else (c.shape[1], c.shape[0])
         g = -(-k // s.m)
-        if c.values.shape != (lanes, g, s.n) or c.indices.shape != (lanes, g, s.n):
+        if c.values.shape != (lanes, g, c.n) or c.indices.shape != (lanes, g, c.n):
             raise ShapeError(f"{name}: values {c.values.shape} / indices {c.indices.shape} do not match dense "
-                             f"shape {c.shape} ({lanes} lanes x {g} groups x {s.n})")
+                             f"shape {c.shape} ({lanes} lanes x {g} groups x {c.n})")
         self._check_int(c.values.reshape(lanes, -1), f"{name} values")
         idx = c.indices.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= s.m):
             raise NotNMError(f"{name}: in-group index out of range [0, {s.m})")
-        if s.n > 1 and not (np.diff(idx, axis=-1) > 0).all():
+        if c.n > 1 and not (np.diff(idx, axis=-1) > 0).all():
             raise NotNMError(f"{name}: in-group indices must be strictly ascending within a group")
 
     def _need_sparse(self, what: str) -> None:
@@ -154,31 +157,43 @@ class Accelerator:
         return compress(wd, s.n, s.m, axis=axis)
 
     # ---- the three passes ---------------------------------------------------------------------
-    def prune(self, w) -> PrunedWeight:
-        """PRUNE on the kernel: dense W[Cout, Cin] -> FF copy (N:M along Cin) and BP copy (along Cout)."""
+    @property
+    def runtime_n(self) -> tuple[int, ...]:
+        """The kept-per-group counts a job may ask for (regmap.json nm.runtime_n; the spec's n today)."""
+        return tuple(int(n) for n in self.arch.regmap["nm"]["runtime_n"])
+
+    def prune(self, w, n: int | None = None) -> PrunedWeight:
+        """PRUNE on the kernel: dense W[Cout, Cin] -> FF copy (n:M along Cin) and BP copy (along Cout).
+
+        ``n`` (default: the spec's N) must be one of :attr:`runtime_n`.
+        """
         self._need_sparse("PRUNE")
         s = self.spec
+        n = s.n if n is None else int(n)
+        if n not in self.runtime_n:
+            raise NotNMError(f"PRUNE at n={n}: {s.name}'s kernel keeps n in {list(self.runtime_n)} per group of {s.m}")
         wd = self._check_int(w, "W")
         rows, k = wd.shape
         g_k, g_r = -(-k // s.m), -(-rows // s.m)
-        ff_v = np.zeros((rows, g_k, s.n), self.arch.data_dtype)
-        ff_i = np.zeros((rows, g_k, s.n), np.uint8)
-        bp_v = np.zeros((k, g_r, s.n), self.arch.data_dtype)
-        bp_i = np.zeros((k, g_r, s.n), np.uint8)
+        ff_v = np.zeros((rows, g_k, n), self.arch.data_dtype)
+        ff_i = np.zeros((rows, g_k, n), np.uint8)
+        bp_v = np.zeros((k, g_r, n), self.arch.data_dtype)
+        bp_i = np.zeros((k, g_r, n), np.uint8)
         rt, kt = _round_down(self.tile[0], s.m), _round_down(self.tile[1], s.m)
         for r0 in range(0, rows, rt):
             r1 = min(rows, r0 + rt)
             for k0 in range(0, k, kt):
                 k1 = min(k, k0 + kt)
-                out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, self.abi.pack_grouped(wd[r0:r1, k0:k1], s.rows)))
+                out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, self.abi.pack_grouped(wd[r0:r1, k0:k1], s.rows),
+                                           n=n))
                 gk, gr = -(-(k1 - k0) // s.m), -(-(r1 - r0) // s.m)
                 # FF copy: lanes = rows of W; BP copy: lanes = columns of W (both in lane tiles of R).
                 ff_v[r0:r1, k0 // s.m:k0 // s.m + gk], ff_i[r0:r1, k0 // s.m:k0 // s.m + gk] = \
-                    self.abi.unpack_compressed(out["ff_val"], out["ff_idx"], r1 - r0, k1 - k0, s.rows)
+                    self.abi.unpack_compressed(out["ff_val"], out["ff_idx"], r1 - r0, k1 - k0, s.rows, n)
                 bp_v[k0:k1, r0 // s.m:r0 // s.m + gr], bp_i[k0:k1, r0 // s.m:r0 // s.m + gr] = \
-                    self.abi.unpack_compressed(out["bp_val"], out["bp_idx"], k1 - k0, r1 - r0, s.rows)
-        return PrunedWeight(ff=NMCompressed(ff_v, ff_i, s.n, s.m, 1, (rows, k)),
-                            bp=NMCompressed(bp_v, bp_i, s.n, s.m, 0, (rows, k)))
+                    self.abi.unpack_compressed(out["bp_val"], out["bp_idx"], k1 - k0, r1 - r0, s.rows, n)
+        return PrunedWeight(ff=NMCompressed(ff_v, ff_i, n, s.m, 1, (rows, k)),
+                            bp=NMCompressed(bp_v, bp_i, n, s.m, 0, (rows, k)))
 
     def ff(self, w, x) -> np.ndarray:
         """Forward: Y[Cout, B] = W_ff . X[Cin, B] (sparse; dense on the dense baseline)."""
@@ -204,36 +219,56 @@ class Accelerator:
         return self.gemm(dy, np.ascontiguousarray(x.T))
 
     # ---- the two GEMM modes, tiled --------------------------------------------------------------
+    def _b_operand(self, b, k: int):
+        """B as a dense [k, cols] array, or a GroupedOperand already in the kernel's B layout."""
+        if isinstance(b, GroupedOperand):
+            if b.tile != self.spec.cols:
+                raise ShapeError(f"B in the grouped layout has lane tiles of {b.tile}, {self.spec.name} needs {self.spec.cols}")
+            if b.length != k:
+                raise ShapeError(f"B (grouped) has reduction length {b.length}, A has {k}")
+            return b
+        b = self._check_int(b, "B")
+        if b.shape[0] != k:
+            raise ShapeError(f"GEMM shapes do not chain: A has reduction length {k}, B has shape {b.shape}")
+        return b
+
+    def _b_bytes(self, b, k0: int, k1: int, c0: int, c1: int) -> np.ndarray:
+        """The B buffer of one kernel call: the grouped operand itself when the call covers it whole."""
+        if isinstance(b, GroupedOperand):
+            if (k0, k1, c0, c1) == (0, b.length, 0, b.lanes):
+                return b.buf
+            b = self.abi.unpack_grouped(b.buf, b.lanes, b.length, b.tile).T   # host tiling splits it: re-lay out
+        return self.abi.pack_grouped(b[k0:k1, c0:c1].T, self.spec.cols)
+
+    @staticmethod
+    def _b_cols(b) -> int:
+        return b.lanes if isinstance(b, GroupedOperand) else b.shape[1]
+
     def gemm(self, a, b) -> np.ndarray:
-        """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode)."""
+        """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode); B may be a GroupedOperand."""
         s = self.spec
         a = self._check_int(a, "A")
-        b = self._check_int(b, "B")
-        if a.shape[1] != b.shape[0]:
-            raise ShapeError(f"GEMM shapes do not chain: A{a.shape} . B{b.shape}")
         rows, k = a.shape
+        b = self._b_operand(b, k)
 
         def call(r0, r1, k0, k1, c0, c1):
             return KernelCall("DENSE", r1 - r0, k1 - k0, c1 - c0, self.abi.pack_grouped(a[r0:r1, k0:k1], s.rows),
-                              None, self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
-        return self._tiled(rows, k, b.shape[1], self.tile[1], call)
+                              None, self._b_bytes(b, k0, k1, c0, c1))
+        return self._tiled(rows, k, self._b_cols(b), self.tile[1], call)
 
     def gemm_sparse(self, a: NMCompressed, b) -> np.ndarray:
         """C = A . B with A N:M-compressed along k (axis 1): the FF/BP datapath (SPARSE mode)."""
         self._need_sparse("a sparse GEMM")
         s = self.spec
         self._check_compressed(a, "A", 1)
-        b = self._check_int(b, "B")
         rows, k = a.shape
-        if b.shape[0] != k:
-            raise ShapeError(f"B must have shape [{k}, cols] to match A's reduction length {k}, got {b.shape}")
+        b = self._b_operand(b, k)
 
         def call(r0, r1, k0, k1, c0, c1):
             g0, g1 = k0 // s.m, -(-k1 // s.m)
             a_val, a_idx = self.abi.pack_compressed(a.values[r0:r1, g0:g1], a.indices[r0:r1, g0:g1], s.rows)
-            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx,
-                              self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
-        return self._tiled(rows, k, b.shape[1], _round_down(self.tile[1], s.m), call)
+            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx, self._b_bytes(b, k0, k1, c0, c1), n=a.n)
+        return self._tiled(rows, k, self._b_cols(b), _round_down(self.tile[1], s.m), call)
 
     def _tiled(self, rows: int, k: int, cols: int, kt: int, make_call) -> np.ndarray:
         rt, ct = self.tile[0], self.tile[2]

@@ -26,9 +26,10 @@ import numpy as np
 
 from .abi import Abi
 from .archdir import Arch
-from .errors import KernelError
+from .errors import DeviceBusyError, KernelError  # DeviceBusyError: imported by the board backends from here too
 
-__all__ = ["KernelCall", "Device", "output_layout", "scalar_values", "check_status", "aligned_bytes", "BufferPool"]
+__all__ = ["KernelCall", "Device", "output_layout", "scalar_values", "check_status", "aligned_bytes", "BufferPool",
+           "DeviceBusyError"]
 
 
 @dataclass(frozen=True)
@@ -110,25 +111,52 @@ class BufferPool:
 
     ``alloc(count, dtype)`` creates a buffer (numpy, pynq.allocate, an XRT bo wrapper, ...); the pool
     hands out a flat view of the first ``count`` elements so repeated calls of similar size (every
-    training step) allocate nothing.
+    training step) allocate nothing. ``get(..., alloc=f)`` allocates that argument with ``f`` instead
+    (e.g. in the argument's memory bank).
+
+    Placeholders for pointer arguments a call does not use live in a pool of their own, one shared
+    buffer per memory bank (``placeholder(bank)``, made by ``placeholder_alloc(bank)``), so they
+    never evict or resize the real buffers. ``detach(names)`` takes buffers out of the pool for good
+    (a timed-out run may still be using them): the next call that needs one allocates a new buffer.
     """
 
-    def __init__(self, alloc):
+    def __init__(self, alloc, placeholder_alloc=None):
         self._alloc = alloc
+        self._placeholder_alloc = placeholder_alloc
         self._buffers: dict[str, object] = {}
+        self._placeholders: dict[object, object] = {}
         self.allocations = 0         # how many buffers were really allocated (for tests/bench)
+        self.placeholder_allocations = 0
 
-    def get(self, name: str, count: int, dtype: np.dtype):
+    def get(self, name: str, count: int, dtype: np.dtype, alloc=None):
         dtype = np.dtype(dtype)
         buf = self._buffers.get(name)
         if buf is None or buf.dtype != dtype or buf.size < count:
-            buf = self._alloc(max(count, 1), dtype)
+            buf = (alloc or self._alloc)(max(count, 1), dtype)
             self._buffers[name] = buf
             self.allocations += 1
         return buf
 
+    def placeholder(self, bank):
+        """The one placeholder buffer of memory ``bank`` (allocated on first use)."""
+        buf = self._placeholders.get(bank)
+        if buf is None:
+            if self._placeholder_alloc is None:
+                raise ValueError("this BufferPool was created without placeholder_alloc")
+            buf = self._placeholders[bank] = self._placeholder_alloc(bank)
+            self.placeholder_allocations += 1
+        return buf
+
+    def detach(self, names) -> dict[str, object]:
+        """Remove the buffers of ``names`` from the pool and return them (name -> buffer)."""
+        return {n: self._buffers.pop(n) for n in list(names) if n in self._buffers}
+
     def buffers(self) -> dict[str, object]:
         return dict(self._buffers)
 
+    def placeholders(self) -> dict[object, object]:
+        return dict(self._placeholders)
+
     def clear(self) -> None:
         self._buffers.clear()
+        self._placeholders.clear()

@@ -11,7 +11,7 @@ from .nm import NMError
 __all__ = [
     "HostError", "ShapeError", "DTypeError", "NotNMError", "QuantizationError", "FixedPointOverflowError",
     "NonFiniteError", "ArchError", "RegmapVersionError", "ArchMismatchError", "UnsupportedOperationError",
-    "BackendUnavailableError", "DeviceTimeoutError", "KernelError",
+    "BackendUnavailableError", "DeviceTimeoutError", "DeviceBusyError", "KernelError",
 ]
 
 
@@ -65,6 +65,10 @@ class BackendUnavailableError(HostError, RuntimeError):
 
 class DeviceTimeoutError(HostError, TimeoutError):
     """The kernel did not signal ap_done within the timeout."""
+
+
+class DeviceBusyError(HostError, RuntimeError):
+    """The kernel is still running a job that timed out earlier: wait for it (``wait_idle``) or reset."""
 
 
 class KernelError(HostError, RuntimeError):

@@ -8,19 +8,30 @@ __all__ = ["format_table", "write_json", "write_plot"]
 
 
 def _label(run: dict) -> str:
-    return f"{run['method']}{' ' + run['nm'] if run['nm'] else ''}"
+    recipe = run.get("recipe")
+    extra = f"+{recipe}" if recipe and recipe != "srste" else ""
+    return f"{run['method']}{extra}{' ' + run['nm'] if run['nm'] else ''}"
+
+
+def _speedup(run: dict, which: str) -> str:
+    m = run.get("modelled", {}).get(which)
+    return f"{m['speedup']:.2f}x" if m and m.get("speedup") else "-"
 
 
 def format_table(runs: list[dict]) -> str:
-    """Accuracy table: one row per (model, method, N:M, backend)."""
-    head = f"{'model':5s}  {'method':6s}  {'N:M':4s}  {'backend':7s}  {'test acc':>8s}  {'vs dense':>8s}  {'numpy==':>7s}  {'time s':>7s}"
+    """Accuracy table: one row per (model, method, recipe, N:M, backend), with the run's training
+    FLOPs relative to dense and the modelled step speedup on the kernel's runtime_n and with runtime N."""
+    head = (f"{'model':5s}  {'method':6s}  {'recipe':13s}  {'N:M':5s}  {'backend':7s}  {'test acc':>8s}  "
+            f"{'vs dense':>8s}  {'FLOPs':>6s}  {'kernel':>7s}  {'rt-N':>7s}  {'numpy==':>7s}  {'time s':>7s}")
     lines = [head, "-" * len(head)]
     dense = {r["model"]: r["test_accuracy"] for r in runs if r["method"] == "dense"}
     for r in runs:
         delta = r["test_accuracy"] - dense[r["model"]] if r["model"] in dense else float("nan")
         same = {True: "yes", False: "NO", None: "-"}[r.get("matches_numpy")]
-        lines.append(f"{r['model']:5s}  {r['method']:6s}  {r['nm'] or '-':4s}  {r['backend']:7s}  "
-                     f"{100 * r['test_accuracy']:7.2f}%  {100 * delta:+7.2f}%  {same:>7s}  {r['seconds']:7.1f}")
+        flops = f"{100 * r['flops_fraction']:5.1f}%" if r.get("flops_fraction") is not None else "-"
+        lines.append(f"{r['model']:5s}  {r['method']:6s}  {r.get('recipe') or '-':13s}  {r['nm'] or '-':5s}  "
+                     f"{r['backend']:7s}  {100 * r['test_accuracy']:7.2f}%  {100 * delta:+7.2f}%  {flops:>6s}  "
+                     f"{_speedup(r, 'kernel'):>7s}  {_speedup(r, 'runtime_n'):>7s}  {same:>7s}  {r['seconds']:7.1f}")
     return "\n".join(lines)
 
 

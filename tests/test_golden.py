@@ -197,4 +197,5 @@ def test_bdwp_linear_step_uses_each_mask_in_its_pass():
     assert np.allclose(dx, (w * masks.bp).T @ dy)
     assert np.allclose(dw, dy @ x.T)                                       # WU stays dense
     s = bdwp.masks_for(w, "srste", 2, 4)
-    assert s.bp is None and np.allclose(bdwp.linear_backward(w, x, dy, s)[0], w.T @ dy)
+    # FF-only SR-STE: dX goes through the FF-masked W, as SR-STE's and PGF's autograd code does.
+    assert np.array_equal(s.bp, s.ff) and np.allclose(bdwp.linear_backward(w, x, dy, s)[0], (w * s.ff).T @ dy)

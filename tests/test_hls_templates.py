@@ -108,16 +108,19 @@ def _signature(src: str) -> list[tuple[str, str]]:
 def test_kernel_signature_and_interfaces_follow_regmap(rendered, name):
     spec, files = PRESETS[name], rendered[name]
     args = kernel_args(spec)
-    want = [((("const " if a.direction == "in" else "") + a.ctype + " *") if a.kind == "ptr" else a.ctype, a.name)
-            for a in args]
+    want = [((("const " if a.direction == "in" else "") + a.ctype + " *") if a.kind == "ptr" else
+             a.ctype + " *" if a.kind == "scalar_out" else a.ctype, a.name) for a in args]
+    assert all(a.ctype == "word_t" for a in args if a.kind == "ptr")          # whole AXI words
     kernel = _text(files, "hls/sat_kernel.cpp")
     assert _signature(kernel) == want
     assert _signature(_text(files, "hls/sat_kernel.h")) == want
     pragmas = re.findall(r"#pragma HLS INTERFACE ([^\n]*)", kernel)
+    burst = min(256, 4096 * 8 // spec.axi_bits)           # beats of one 4 KiB burst
     for a in args:
         if a.kind == "ptr":
-            assert (f"mode=m_axi port={a.name} offset=slave bundle={a.bundle} "
-                    f"max_widen_bitwidth={spec.axi_bits}") in pragmas
+            rw = "read" if a.direction == "in" else "write"
+            assert any(re.fullmatch(rf"mode=m_axi port={a.name} offset=slave bundle={a.bundle} depth=\d+ "
+                                    rf"max_{rw}_burst_length={burst} num_{rw}_outstanding=16", p) for p in pragmas), a.name
         assert f"mode=s_axilite port={a.name} bundle=control" in pragmas
     assert "mode=s_axilite port=return bundle=control" in pragmas
     assert "mode=ap_ctrl_hs port=return" in pragmas
@@ -132,54 +135,96 @@ def test_config_constants_come_from_the_spec(rendered, name):
     assert consts["R"] == spec.rows and consts["C"] == spec.cols
     assert consts["N"] == spec.n and consts["M"] == spec.m and consts["IDX_BITS"] == spec.idx_bits
     assert consts["DATA_BITS"] == spec.data_bits and consts["ACC_BITS"] == spec.acc_bits
-    assert consts["WBUF_DEPTH"] == spec.wbuf_depth and consts["ABUF_DEPTH"] == spec.abuf_depth
-    assert consts["K_CHUNK_SPARSE"] == spec.k_chunk_sparse
-    assert f"K_CHUNK_DENSE = {spec.k_chunk_dense} / N * N;" in cfg
+    assert consts["ABUF_DEPTH"] == spec.abuf_depth
     assert consts["MAX_K"] == spec.max_k and consts["MAX_DIM"] == spec.max_dim
     assert consts["AXI_BITS"] == spec.axi_bits and consts["MEM_DATA_BITS"] == spec.mem_data_bits
+    assert consts["MEM_ACC_BITS"] == spec.mem_acc_bits
     modes = {k[len("MODE_"):]: v for k, v in consts.items() if k.startswith("MODE_")}
     assert modes == regmap(spec)["modes"]
-    assert f"typedef int{spec.mem_data_bits}_t mem_data_t;" in cfg
-    assert f"typedef int{spec.mem_acc_bits}_t mem_acc_t;" in cfg
+    # The memory ABI v2 record geometry comes from regmap.json "abi" (hostpy.abi), not from a second rule.
+    abi = regmap(spec)["abi"]
+    assert f"typedef ap_uint<{abi['word_bits']}> word_t;" in cfg
+    assert f"const int GA_BITS = {abi['grouped_record_bits']['a']}," in cfg
+    assert f"const int GB_BITS = {abi['grouped_record_bits']['b']}," in cfg
+    assert consts["TILE_WORDS"] == abi["result_tile_words"] and consts["WORD_BYTES"] == abi["word_bytes"]
+    if spec.sparse:
+        assert f"const int V_BITS = {abi['value_record_bits']}," in cfg
+        assert f"const int I_BITS = {abi['index_record_bits']}," in cfg
+    status = {k[len("STATUS_"):].lower(): v for k, v in re.findall(r"const uint32_t (STATUS_\w+) = 1u << (\d+);", cfg)}
+    assert {k: int(v) for k, v in status.items()} == regmap(spec)["status_bits"]
     assert f'#define SAT_ARCH_NAME "{spec.name}"' in cfg
+
+
+def _loop_body(src: str, label: str) -> str:
+    """The body of the loop labelled ``label`` (brace matching)."""
+    m = re.search(label + r":\s*for \([^)]*\) \{", src)
+    assert m, label
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(src[i], 0)
+        i += 1
+    return src[m.end():i - 1]
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_kernel_has_the_microarchitecture_pragmas(rendered, name):
     spec, files = PRESETS[name], rendered[name]
-    kernel = _text(files, "hls/sat_kernel.cpp")
-    # The reduction loop is pipelined at II=1 with the whole PE array unrolled inside it.
-    reduce = re.search(r"reduce:\s*for \([^)]*\) \{\s*#pragma HLS PIPELINE II=1(.*?)tiles\.write", kernel, re.S)
-    assert reduce, "reduce loop is not PIPELINE II=1"
-    assert re.search(r"array_rows:\s*for[^{]*\{\s*#pragma HLS UNROLL", reduce.group(1))
-    assert re.search(r"array_cols:\s*for[^{]*\{\s*#pragma HLS UNROLL", reduce.group(1))
-    assert "#pragma HLS DATAFLOW" in kernel
+    kernel = _strip_comments(_text(files, "hls/sat_kernel.cpp"))
+    # One flattened II=1 loop over (column tile, row tile, step), the R x C PEs unrolled inside;
+    # first/last flags start and hand off a tile's accumulators in that same loop (no restore/save loops).
+    steps = _loop_body(kernel, "array_steps")
+    assert steps.lstrip().startswith("#pragma HLS PIPELINE II=1")
+    assert re.search(r"array_rows:\s*for[^{]*\{\s*#pragma HLS UNROLL", steps)
+    assert re.search(r"array_cols:\s*for[^{]*\{\s*#pragma HLS UNROLL", steps)
+    assert "(first ? acc_t(0) : acc[r][j])" in steps and "if (last) tiles.write(done);" in steps
     assert "#pragma HLS ARRAY_PARTITION variable=acc complete dim=0" in kernel
-    # Ping-pong banks: two separate arrays per buffer, split by PE row/column; the weight banks
-    # are also split cyclically by the operands of one AXI beat, so a beat lands in one cycle.
-    for bank in (0, 1):
-        for buf in ("wval", "abuf") + (("widx",) if spec.sparse else ()):
-            assert f"#pragma HLS ARRAY_PARTITION variable={buf}{bank} dim=1 complete" in kernel, buf
-        for buf in ("wval",) + (("widx",) if spec.sparse else ()):
-            assert f"#pragma HLS ARRAY_PARTITION variable={buf}{bank} dim=2 cyclic factor=AXI_ELEMS" in kernel
-        assert f"data_t wval{bank}[R][WBUF_SLOTS];" in kernel and f"data_t abuf{bank}[C][ABUF_DEPTH][M];" in kernel
-    # Burst loops: every load and the emit loop are PIPELINE II=1; a weight beat copies AXI_ELEMS
-    # consecutive elements (unrolled), so Vitis can widen the port to spec.axi_bits.
-    for loop in ("load_w_beats", "load_b_rows", "emit_steps"):
-        assert re.search(loop + r":\s*for \([^)]*\) \{\s*#pragma HLS PIPELINE II=1", kernel), loop
-    assert re.search(r"load_w_lanes:\s*for \(int e = 0; e < AXI_ELEMS; \+\+e\) \{\s*#pragma HLS UNROLL", kernel)
-    # Load and emit of one iteration never touch the same bank (what lets them run side by side).
-    for wl in (0, 1):
-        for bl in (0, 1):
-            call = re.search(rf"if \(wl == {wl} && bl == {bl}\) \{{(.*?)\}}", kernel, re.S)
-            assert call, (wl, bl)
-            body = call.group(1)
-            assert f"load_w(wval{wl}," in body and f"load_b(abuf{bl}," in body
-            assert f"emit(wval{1 - wl}," in body and f"abuf{1 - bl}, steps" in body
+    assert "acc_bank" not in kernel and "restore" not in kernel
+    assert kernel.count("#pragma HLS DATAFLOW") == (4 if spec.sparse else 1)
+    # The memory side: every m_axi access is a whole word in an unconditional PIPELINE II=1 loop
+    # over consecutive words (the BP fallback's single-element reads are the one documented exception).
+    for label, access in (("read_words", "const word_t word = base[w];"), ("write_words", "dst[w] = line.range("),
+                          ("drain_words", "dst[w] = word;")) + ((("bp_read_words", "= base[q];"),) if spec.sparse else ()):
+        body = _loop_body(kernel, label)
+        assert body.lstrip().startswith("#pragma HLS PIPELINE II=1"), label
+        lines = [x for x in body.splitlines() if x.strip() and not x.lstrip().startswith("#pragma")]
+        i = next(n for n, x in enumerate(lines) if access in x)
+        indent = lambda x: len(x) - len(x.lstrip())
+        # At the loop body's own level (not inside an if/else block), and not the tail of a braceless if.
+        assert indent(lines[i]) == indent(lines[0]), (label, lines[i])
+        assert i == 0 or lines[i - 1].rstrip().endswith((";", "}")), (label, lines[i - 1])
+    ptr_names = [a.name for a in kernel_args(spec) if a.kind == "ptr"]
+    body_src = kernel[kernel.index(f'extern "C" void {regmap(spec)["kernel"]}('):]
+    for p in ptr_names:         # the top function only passes pointers on (and checks their alignment)
+        assert not re.search(rf"\b{p}\s*\[", body_src), p
+    # Every loop with a runtime trip count carries LOOP_TRIPCOUNT (reports, cosim).
+    counted = 0
+    for m in re.finditer(r"(\w+):\s*for \((uint32_t|int) \w+ = [^;]*; \w+ < ([^;]*);", kernel):
+        label, kind, bound = m.groups()
+        if kind == "int":
+            continue                                     # compile-time bounds (R, C, M, TILE_WORDS, ...)
+        pragmas_ = []
+        for x in _loop_body(kernel, label).splitlines():
+            if x.strip() and not x.lstrip().startswith("#pragma"):
+                break
+            pragmas_.append(x)
+        assert any("#pragma HLS LOOP_TRIPCOUNT" in x for x in pragmas_), label
+        counted += 1
+    assert counted == (17 if spec.sparse else 9)
+    # Ping-pong B banks (one read and one write per cycle, different banks by construction).
+    assert "static bline_t bank[2][B_BUF_LINES];" in kernel
+    assert "#pragma HLS ARRAY_PARTITION variable=bank dim=1 complete" in kernel
     pe = _text(files, "hls/sat_pe.h")
     if spec.sparse:
-        assert "act[idx[s]]" in pe and "void top_n(" in pe and "prune_pass(" in kernel
-        assert "MODE_PRUNE" in kernel and "a_idx" in kernel
+        # PRUNE's BP stage: banks [QR][QC] indexed only by the unrolled loop indices, one runtime address.
+        assert "static grec_t stage[QR][QC][BP_STAGE_DEPTH];" in kernel
+        for dim in (1, 2):
+            assert f"#pragma HLS ARRAY_PARTITION variable=stage dim={dim} complete" in kernel
+        rec = _loop_body(kernel, "bp_records")
+        assert rec.lstrip().startswith("#pragma HLS PIPELINE II=1")
+        reads = re.findall(r"stage\[([^]]*)\]\[([^]]*)\]\[([^]]*)\]", rec)
+        assert reads == [("qr", "qc", "addr")]
+        assert re.search(r"for \(int qr = 0; qr < QR; \+\+qr\)", rec) and re.search(r"for \(int qc = 0; qc < QC; \+\+qc\)", rec)
+        assert "act[idx[s]]" in pe and "void top_n(" in pe and "MODE_PRUNE" in kernel and "a_idx" in kernel
     else:
         assert "idx" not in _strip_comments(pe) and "MODE_PRUNE" not in kernel and "top_n" not in kernel
 
@@ -290,6 +335,7 @@ def test_vendor_scripts_carry_the_spec(rendered, name):
     assert f"set_part {{{spec.fpga_part}}}" in tcl
     assert f"create_clock -period {1000.0 / spec.clock_mhz:.3f} -name default" in tcl
     assert "set_top sat_kernel" in tcl
+    assert f"config_interface -m_axi_addr64=true -m_axi_alignment_byte_size {spec.axi_bits // 8}" in tcl
     for step in ("csim_design", "csynth_design", "cosim_design", "export_design"):
         assert step in tcl
     ptrs = [a for a in kernel_args(spec) if a.kind == "ptr"]
@@ -297,12 +343,22 @@ def test_vendor_scripts_carry_the_spec(rendered, name):
         assert "-flow_target vitis" in tcl and "export_design -format xo" in tcl
         cfg = _text(files, "scripts/vpp.cfg")
         assert f"platform={spec.platform}\n" in cfg
-        assert re.findall(r"^sp=sat_kernel_1\.(\w+):DDR\[0\]$", cfg, re.M) == [a.name for a in ptrs]
+        # Each bundle on the bank regmap.json names; the GEMM's four streams on four different banks.
+        want = [(r["name"], r["memory"]) for r in regmap(spec)["args"] if r["kind"] == "ptr"]
+        assert re.findall(r"^sp=sat_kernel_1\.(\w+):(\S+)$", cfg, re.M) == want
+        gemm_ports = [m for n, m in want if n in ("a_val", "a_idx", "b", "c")]
+        assert len(set(gemm_ports)) == len(gemm_ports)
     else:
         assert "-flow_target vivado" in tcl and "export_design -format ip_catalog" in tcl
         bd = _text(files, "scripts/bd.tcl")
         assert f"-part {spec.fpga_part}\n" in bd and f"board_part {spec.platform} " in bd
-        assert re.findall(r"Master /sat/m_axi_(\w+) ", bd) == sorted({a.bundle for a in ptrs})
+        want = [(r["bundle"], r["memory"]) for r in regmap(spec)["args"] if r["kind"] == "ptr"]
+        got = re.findall(r"Master /sat/m_axi_(\w+) Slave /ps/(\w+) ", bd)
+        assert sorted(got) == sorted(want) and len(got) == len(ptrs)
+        for port in {m for _, m in want}:           # the PS port is enabled, with its own SmartConnect
+            assert f"smc_{port.lower()}" in bd
+            assert (f"CONFIG.PCW_USE_{port} {{1}}" in bd) if spec.fpga_part.startswith("xc7z") else \
+                (f"CONFIG.PSU__USE__S_AXI_GP{int(port[8]) + 2} {{1}}" in bd)
         assert "sat/s_axi_control" in bd and "write_bitstream" in bd
         assert f"{spec.name}.bit" in bd and f"{spec.name}.hwh" in bd
         assert ("processing_system7" in bd) == spec.fpga_part.startswith("xc7z")
@@ -311,7 +367,7 @@ def test_vendor_scripts_carry_the_spec(rendered, name):
 @pytest.mark.parametrize("name", [n for n, s in PRESETS.items() if s.sparse])
 def test_prune_selection_is_hardware_not_a_sort(rendered, name):
     src = "".join(_strip_comments(_text(rendered[name], rel)) for rel in SYNTHESIZABLE)
-    assert "sort" not in src.lower() and "top_n(grp, kept, kept_idx)" in src
+    assert "sort" not in src.lower() and "top_n(grp[l], kept, kept_idx)" in src
     # The rank network: an M x M comparison of (magnitude, index) pairs, fully unrolled.
     assert "mag[f] > mag[e] || (mag[f] == mag[e] && f < e)" in src
 

@@ -185,9 +185,11 @@ def _copy_with_regmap(src, dst, **changes):
     return dst
 
 
-def test_regmap_version_mismatch(tmp_path_factory, tmp_path):
-    d = _copy_with_regmap(arch_dir(tmp_path_factory, "sat_2x8"), tmp_path / "a", regmap_version=hostpy.REGMAP_VERSION + 1)
-    with pytest.raises(E.RegmapVersionError, match=f"regmap_version {hostpy.REGMAP_VERSION + 1}"):
+@pytest.mark.parametrize("version", [1, hostpy.REGMAP_VERSION + 1], ids=["v1_abi", "newer"])
+def test_regmap_version_mismatch(tmp_path_factory, tmp_path, version):
+    # v1 is the flat row-major memory ABI: its arch directories and libraries must be refused, not misread.
+    d = _copy_with_regmap(arch_dir(tmp_path_factory, "sat_2x8"), tmp_path / "a", regmap_version=version)
+    with pytest.raises(E.RegmapVersionError, match=f"regmap_version {version}.*regenerate"):
         hostpy.open(d)
 
 
@@ -229,8 +231,9 @@ def test_csim_library_of_another_arch(tmp_path_factory):
 def test_csim_kernel_rejects_out_of_limit_call(tmp_path_factory):
     acc = hostpy.open(arch_dir(tmp_path_factory, "sat_2x8"), backend="csim")
     s = acc.spec
-    call = KernelCall("DENSE", 1, s.max_k + 1, 1, np.zeros(s.max_k + 1, np.int8), None, np.zeros(s.max_k + 1, np.int8))
-    with pytest.raises(E.KernelError, match="returned -"):
+    sizes = acc.abi.call_bytes("DENSE", 1, s.max_k + 1, 1)
+    call = KernelCall("DENSE", 1, s.max_k + 1, 1, np.zeros(sizes["a_val"], np.uint8), None, np.zeros(sizes["b"], np.uint8))
+    with pytest.raises(E.KernelError, match=r"status 0x2 \(bad_size\)"):      # the kernel's own refusal
         acc.device.execute(call)
 
 

@@ -50,7 +50,7 @@ def test_srste_device_run_learns_on_numpy_backend(tmp_path_factory, data):
 
 def test_device_engine_rejects_a_run_of_another_nm(tmp_path_factory):
     with hostpy.open(arch_dir(tmp_path_factory, "sat_2x8")) as acc:
-        with pytest.raises(ValueError, match="2:4 but sat_2x8 computes 2:8"):
+        with pytest.raises(ValueError, match="2:4 but sat_2x8 groups by M=8"):
             DeviceEngine(RunConfig(method="bdwp", n=2, m=4), acc)
 
 
@@ -124,3 +124,17 @@ def test_train_command_unknown_model_is_a_clear_error(tmp_path_factory, capsys):
     d = str(arch_dir(tmp_path_factory, "sat_2x8"))
     assert main(["train", "--arch", d, "--backend", "numpy", "--models", "mlp,resnet"]) == 2
     assert "unknown model(s) resnet" in capsys.readouterr().err
+
+
+@needs_csim
+def test_structure_decay_frames_on_csim_are_bit_identical_to_numpy(tmp_path_factory, data):
+    """sdgf-sparsify 1:8 on sat_2x8 (runtime_n [2]): the 2:8 frame runs SPARSE on the C-simulated
+    kernel, the 4:8 and 1:8 frames DENSE, bit for bit as on the numpy backend."""
+    d = arch_dir(tmp_path_factory, "sat_2x8")
+    cfg = RunConfig(model="mlp", method="bdwp", n=1, m=8, recipe="sdgf-sparsify", epochs=3, train_limit=96, seed=3)
+    sim = _device_run(cfg, d, "csim", data)
+    ref = _device_run(cfg, d, "numpy", data)
+    assert sim["device_passes"] == ref["device_passes"] and sim["device_passes"]["fc2 FF SPARSE@2"] == 3
+    assert sim["history"] == ref["history"]
+    for a, b in zip(sim["final_weights"], ref["final_weights"]):
+        assert np.array_equal(a, b)

