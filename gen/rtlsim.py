@@ -7,15 +7,18 @@ memory model behind every m_axi bundle, protocol checks, C API) and links the re
 ``libsat_rtl.so``. No Python runs per cycle; hostpy's "rtl" backend (hostpy/backends/rtl.py)
 loads the library with ctypes.
 
-Builds are cached like the C-simulation library (gen/csim.py): one directory per
-(top, sources, harness, flags, Verilator version) hash under ``<out>/work/rtlsim/``, built in a
-temporary sibling and renamed into place under a file lock, so pytest-xdist workers and several
-engineers' runs share one build. A build takes 15-60 s on this machine.
+Builds are cached like the C-simulation library (gen/csim.py), by a hash of everything that goes
+into them (top, RTL sources, harness, flags, Verilator version): one directory
+``<arch>-<top>-<hash>`` under ``build/rtlsim-cache/`` of the repository (``SATGEN_RTLSIM_CACHE``
+overrides), built in a temporary sibling and renamed into place under a file lock. The cache is
+shared by every output directory of the same arch (pytest-xdist workers generate their own
+copies of a preset), so identical RTL is built once. A build takes 15-60 s on this machine.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +35,12 @@ TOP = "sat_kernel"
 # -O2 on the model and libverilated: the per-cycle loop is the whole point of this library.
 CFLAGS = "-fPIC -O2 -std=c++17"
 STAMP = "build.sha256"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    env = os.environ.get("SATGEN_RTLSIM_CACHE", "").strip()
+    return Path(env).resolve() if env else REPO / "build" / "rtlsim-cache"
 
 
 class RtlSimError(RuntimeError):
@@ -114,8 +123,9 @@ def build_rtl_library(out_dir: str | Path, *, sources: list[str | Path] | None =
              "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-TIMESCALEMOD", "-CFLAGS", CFLAGS,
              "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2", "-LDFLAGS", "-shared", *trace_flags]
     digest = _digest([harness, *srcs], [version, top, *flags])
-    root = out / "work" / "rtlsim"
-    name = f"{top}{'-trace' if trace else ''}-{digest[:16]}"
+    root = cache_root()
+    arch = json.loads((out / "regmap.json").read_text())["arch"] if (out / "regmap.json").is_file() else out.name
+    name = f"{arch}-{top}{'-trace' if trace else ''}-{digest[:16]}"
     final = root / name
     lib = final / LIB_NAME
     if lib.is_file() and (final / STAMP).is_file() and (final / STAMP).read_text().strip() == digest:
