@@ -5,6 +5,7 @@
 #   make synth ARCH=...                Yosys synth_xilinx resource figures
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, plots
+#   make fuzz ARCH=... [SECONDS=60] [SEED=1]  random jobs on the Verilator-built RTL kernel vs the golden model
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
 SHELL := /bin/bash
 ARCH ?= sat_2x8
@@ -18,11 +19,13 @@ VERILATOR_BIN = $(shell $(PY) -c 'import sysconfig,os;print(os.path.join(sysconf
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 SPEC_ARGS := $(if $(SPEC),--spec $(SPEC),--arch $(ARCH))
 PYTEST_ARGS ?=
+SECONDS ?= 60
+SEED ?= 1
 
-.PHONY: help setup gen csim sim synth test bench sweep hls bitstream clean distclean
+.PHONY: help setup gen csim sim synth test bench fuzz sweep hls bitstream clean distclean
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(SETUP_STAMP)
 
@@ -43,6 +46,9 @@ synth: gen
 
 bench: gen
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.bench --out $(OUT)
+
+fuzz: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.fuzz --out $(OUT) --seconds $(SECONDS) --seed $(SEED)
 
 sweep: setup
 	@$(PY) -m gen.sweep

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -116,6 +117,9 @@ def build_rtl_library(out_dir: str | Path, *, sources: list[str | Path] | None =
     missing = [str(s) for s in srcs if not s.is_file()]
     if missing:
         raise RtlSimError(f"RTL sources missing: {', '.join(missing)}")
+    if not any(re.search(rf"^\s*module\s+{re.escape(top)}\b", s.read_text(errors="replace"), re.M) for s in srcs):
+        raise RtlSimError(f"no module {top} in the RTL sources ({', '.join(s.name for s in srcs)}): this project's "
+                          f"RTL has no {top} kernel yet (regenerate with a satgen whose RTL includes it)")
     exe = verilator_exe()
     version = _verilator_version(exe)
     trace_flags = ([("--trace-fst" if _fst_supported() else "--trace"), "--trace-structs"] if trace else [])
