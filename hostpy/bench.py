@@ -3,7 +3,9 @@
 Counts two figures per GEMM: dense-equivalent MACs (rows*k*cols, what the layer computes) and
 multiplies actually executed (rows*k*cols*N/M for SPARSE, the PE multipliers' work). Wall time
 includes the host side of one call (operand checks, packing, ctypes), measured with
-time.perf_counter over ``repeat`` calls after one warm-up call.
+time.perf_counter over ``repeat`` calls after one warm-up call. On a simulating backend that counts
+cycles (rtl: ``device.total_cycles``), each record also gets ``sim_kernel_cycles`` (simulated
+kernel cycles per call, ap_start to ap_done) and ``sim_cycles_per_s`` (those per wall-clock second).
 """
 from __future__ import annotations
 
@@ -31,11 +33,17 @@ def bench_gemms(acc: Accelerator, shapes=((64, 512, 64), (128, 1024, 128)), repe
             cases.append(("PRUNE", lambda: acc.prune(w), None))
         for mode, fn, mult_ratio in cases:
             fn()
+            cyc0 = getattr(acc.device, "total_cycles", None)      # simulated backends (rtl) count kernel cycles
             t0 = time.perf_counter()
             for _ in range(repeat):
                 fn()
             dt = (time.perf_counter() - t0) / repeat
             rec = {"mode": mode, "rows": rows, "k": k, "cols": cols, "seconds_per_call": dt}
+            if cyc0 is not None:
+                rec["sim_kernel_cycles"] = (acc.device.total_cycles - cyc0) // repeat
+                rec["sim_cycles_per_s"] = rec["sim_kernel_cycles"] / dt
+                log(f"  {acc.backend} {mode:6s} {rows}x{k}x{cols}: {rec['sim_kernel_cycles']} simulated kernel cycles "
+                    f"per call, {rec['sim_cycles_per_s'] / 1e3:.1f} k cycles/s wall-clock")
             if mult_ratio is not None:
                 rec["dense_equiv_macs_per_s"] = rows * k * cols / dt
                 rec["executed_macs_per_s"] = rows * k * cols * mult_ratio / dt

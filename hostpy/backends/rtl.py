@@ -300,8 +300,8 @@ class RtlDevice(Device):
             if reg["kind"] == "ptr":
                 self.model.write_reg(reg["offset"] + 4, (value >> 32) & 0xFFFFFFFF)
 
-    def start(self, call: KernelCall) -> dict[str, tuple[_DevBuffer, int]]:
-        """Copy the inputs in, program every argument register and set ap_start; returns the output buffers."""
+    def prepare(self, call: KernelCall) -> tuple[dict[str, int], dict[str, tuple[_DevBuffer, int]]]:
+        """Copy the inputs into device buffers; (argument register values, output buffers) of ``call``."""
         values: dict[str, int] = dict(scalar_values(self.arch, call))
         for name, data in call.inputs().items():
             buf = self._pool.get(name, data.size, np.uint8)
@@ -312,11 +312,14 @@ class RtlDevice(Device):
             buf = self._pool.get(name, count, dtype)
             outs[name] = (buf, count)
             values[name] = buf.addr
+        return values, outs
+
+    def launch(self, values: dict[str, int]) -> None:
+        """Program every argument register (regmap.json) and set ap_start."""
         self._write_args(values)
         if self._trace is not None and self.calls == 0:
             self.model.trace(self._trace, self.model.cycles, self.model.cycles + 200_000)
         self.model.write_reg(self._ctrl, 1 << self._bits["ap_start"])
-        return outs
 
     def wait(self, call: KernelCall, limit: int) -> int:
         """Clock until ap_done's interrupt; check ap_done, clear ISR, read and check ``status``."""
@@ -351,7 +354,8 @@ class RtlDevice(Device):
 
     def execute(self, call: KernelCall) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
-        outs = self.start(call)
+        values, outs = self.prepare(call)
+        self.launch(values)
         limit = self.max_cycles if self.max_cycles is not None else cycle_limit(self.arch, call, self.memory)
         try:
             self.last_cycles = self.wait(call, limit)
