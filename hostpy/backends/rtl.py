@@ -31,7 +31,7 @@ from ..archdir import REGMAP_VERSION, Arch
 from ..device import BufferPool, Device, KernelCall, check_status, output_layout, scalar_values
 from ..errors import ArchMismatchError, BackendUnavailableError, DeviceTimeoutError, KernelError, RegmapVersionError
 
-__all__ = ["RtlModel", "RtlDevice", "build_library", "cycle_limit"]
+__all__ = ["RtlModel", "RtlDevice", "RtlExecutor", "executor", "build_library", "cycle_limit"]
 
 HARNESS_API = 1
 LITE_LIMIT = 10_000          # cycles an AXI4-Lite transaction may take before it counts as a hang
@@ -321,34 +321,41 @@ class RtlDevice(Device):
             self.model.trace(self._trace, self.model.cycles, self.model.cycles + 200_000)
         self.model.write_reg(self._ctrl, 1 << self._bits["ap_start"])
 
-    def wait(self, call: KernelCall, limit: int) -> int:
-        """Clock until ap_done's interrupt; check ap_done, clear ISR, read and check ``status``."""
+    def wait_status(self, limit: int, what: str) -> int:
+        """Clock until ap_done's interrupt (``limit`` cycles at most); check ap_done, clear ISR, return ``status``.
+
+        Raises DeviceTimeoutError at the limit (the model is reset), KernelError when the control
+        registers disagree with the interrupt or the memory model saw an AXI protocol violation.
+        """
         cycles = self.model.run(limit)
+        name = self.arch.spec.name
         if cycles is None:
             self.model.reset()
             self.model.write_reg(self.arch.regmap["gie"]["offset"], 1)
             self.model.write_reg(self.arch.regmap["ier"]["offset"], 1)
-            raise DeviceTimeoutError(f"{self.arch.spec.name}: no ap_done within {limit} simulated cycles after "
-                                     f"starting {call.mode} rows={call.rows} k={call.k} cols={call.cols} "
+            raise DeviceTimeoutError(f"{name}: no ap_done within {limit} simulated cycles after starting {what} "
                                      f"(the RTL model was reset)")
         ctrl = self.model.read_reg(self._ctrl)
         if not ctrl >> self._bits["ap_done"] & 1:
-            raise KernelError(f"{self.arch.spec.name}: interrupt raised but the control register reads 0x{ctrl:x} "
-                              f"without ap_done")
+            raise KernelError(f"{name}: interrupt raised but the control register reads 0x{ctrl:x} without ap_done")
         self.model.write_reg(self.arch.regmap["isr"]["offset"], 1)       # toggle-on-write: clear ap_done's bit
         if self.model.interrupt:
             self.model.step(2)
             if self.model.interrupt:
-                raise KernelError(f"{self.arch.spec.name}: interrupt still high after clearing ISR bit 0")
+                raise KernelError(f"{name}: interrupt still high after clearing ISR bit 0")
         vld = self.model.read_reg(self._status["vld_offset"])
         status = self.model.read_reg(self._status["offset"])
         if not vld & 1:
-            raise KernelError(f"{self.arch.spec.name}: status ap_vld not set after ap_done")
+            raise KernelError(f"{name}: status ap_vld not set after ap_done")
         n, first = self.model.protocol_errors()
         if n:
             self.model.clear_errors()
-            raise KernelError(f"{self.arch.spec.name}: {n} AXI protocol violation(s) during {call.mode} "
-                              f"rows={call.rows} k={call.k} cols={call.cols}; first: {first}")
+            raise KernelError(f"{name}: {n} AXI protocol violation(s) during {what}; first: {first}")
+        return status
+
+    def wait(self, call: KernelCall, limit: int) -> int:
+        """:meth:`wait_status`, then the status checked against ``call``; returns the job's kernel cycles."""
+        status = self.wait_status(limit, f"{call.mode} rows={call.rows} k={call.k} cols={call.cols}")
         check_status(self.arch, status, call)
         return self.model.kernel_cycles
 
@@ -370,3 +377,60 @@ class RtlDevice(Device):
     def close(self) -> None:
         if getattr(self, "model", None) is not None:
             self.model.close()
+
+
+class RtlExecutor:
+    """The RTL kernel as the *executor* of the board fakes (tests/fakes.py: the fake pynq.Device and the
+    fake pyxrt call ``execute`` when a run starts), so the pynq/xrt drivers' tests meet the RTL.
+
+    ``execute(mode_code, scalars, buffers, addresses) -> status``: the views of device memory are
+    copied into RTL device buffers at the same offset within an AXI word as the programmed address
+    (a misaligned pointer stays misaligned), every argument register is programmed from regmap.json
+    through the AXI4-Lite port, ap_start, ap_done's interrupt within the cycle limit, and the output
+    views are written back; the kernel's own ``status`` register is returned.
+    """
+
+    name = "rtl"
+
+    def __init__(self, arch: Arch, library: str | Path | None = None, memory=None):
+        self.device = RtlDevice(arch, library=library, memory=memory)
+        self.arch = arch
+        self.jobs: list[tuple] = []      # (mode code, rows, k, cols, n, status, kernel cycles)
+
+    def execute(self, mode_code: int, scalars: dict, buffers: dict, addresses: dict) -> int:
+        dev, word = self.device, self.arch.regmap["abi"]["word_bytes"]
+        values = {name: int(v) for name, v in scalars.items()}
+        values["mode"] = int(mode_code)
+        placed = {}
+        for name, view in buffers.items():
+            if view is None:
+                continue
+            view = np.asarray(view).reshape(-1).view(np.uint8)
+            off = int(addresses.get(name, 0)) % word
+            buf = dev._pool.get(name, view.size + off, np.uint8)
+            dev.model.copy_to(buf.addr + off, view)
+            values[name] = buf.addr + off
+            placed[name] = (buf.addr + off, view)
+        modes = {v: k for k, v in self.arch.regmap["modes"].items()}
+        what = f"mode {mode_code} rows={values.get('rows')} k={values.get('k')} cols={values.get('cols')}"
+        limit = dev.max_cycles
+        if limit is None:
+            try:
+                call = KernelCall(modes[mode_code], max(values["rows"], 1), max(values["k"], 1),
+                                  max(values.get("cols", 1), 1), np.zeros(0, np.uint8), n=values.get("n"))
+                limit = cycle_limit(self.arch, call, dev.memory)
+            except Exception:          # a job the kernel must refuse: it ends at once
+                limit = 100_000
+        dev.launch(values)
+        status = dev.wait_status(limit, what)
+        for name, (addr, view) in placed.items():
+            if self.arch.arg(name)["direction"] == "out":
+                view[:] = dev.model.copy_from(addr, view.size)
+        self.jobs.append((mode_code, values.get("rows"), values.get("k"), values.get("cols"), values.get("n"), status,
+                          dev.model.kernel_cycles))
+        return int(status)
+
+
+def executor(arch: Arch) -> RtlExecutor:
+    """Factory for ``SATGEN_FAKE_EXECUTOR=hostpy.backends.rtl:executor`` (tests/fakes.py)."""
+    return RtlExecutor(arch)
