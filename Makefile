@@ -6,6 +6,7 @@
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, plots
 #   make fuzz ARCH=... [SECONDS=60] [SEED=1]  random jobs on the Verilator-built RTL kernel vs the golden model
+#   make validate ARCH=...             cycle model vs the RTL kernel on ResNet-18's calls -> bench.json model_vs_rtl_kernel
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
 SHELL := /bin/bash
 ARCH ?= sat_2x8
@@ -22,10 +23,10 @@ PYTEST_ARGS ?=
 SECONDS ?= 60
 SEED ?= 1
 
-.PHONY: help setup gen csim sim synth test bench fuzz sweep hls bitstream clean distclean
+.PHONY: help setup gen csim sim synth test bench fuzz validate sweep hls bitstream clean distclean
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(SETUP_STAMP)
 
@@ -49,6 +50,9 @@ bench: gen
 
 fuzz: gen
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.fuzz --out $(OUT) --seconds $(SECONDS) --seed $(SEED)
+
+validate: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.validate --out $(OUT)
 
 sweep: setup
 	@$(PY) -m gen.sweep
