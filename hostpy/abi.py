@@ -40,7 +40,7 @@ import numpy as np
 
 from gen.spec import ArchSpec
 
-__all__ = ["ABI_VERSION", "Records", "Abi", "AbiError"]
+__all__ = ["ABI_VERSION", "Records", "Abi", "AbiError", "GroupedOperand"]
 
 ABI_VERSION = 2
 
@@ -80,6 +80,20 @@ class Records:
         if self.per_word:
             return self.per_word * self.bits / self.word_bits
         return self.bits / (self.words_per_record * self.word_bits)
+
+
+@dataclass(frozen=True)
+class GroupedOperand:
+    """A dense matrix already in the grouped layout: ``buf`` holds grouped(X[lanes][length], tile).
+
+    Produced without a dense intermediate (e.g. :func:`hostpy.layout.im2col_grouped`) and passed to
+    the GEMMs as B (lanes = columns of B, length = k, tile = C) to skip the host-side re-layout.
+    """
+
+    buf: np.ndarray
+    lanes: int
+    length: int
+    tile: int
 
 
 # ---- bit-level helpers ------------------------------------------------------------------------
@@ -272,6 +286,22 @@ class Abi:
         pad[:lanes, :length] = x
         recs = pad.reshape(tiles, tile, g, s.m).transpose(0, 2, 1, 3).reshape(tiles, g, -1).view(np.uint8)
         return _place_records(recs, self.grouped_records(tile), self.word_bytes)
+
+    def grouped_records_view(self, lanes: int, length: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
+        """(zeroed buffer, writable view [tiles, C-lane tile, G, M] of its fields) when records fill whole words.
+
+        Only for layouts whose records tile the words exactly (record = word or a divisor/multiple of it),
+        where the buffer *is* the records back to back; None otherwise.
+        """
+        s = self.spec
+        rec = self.grouped_records(tile)
+        exact = rec.bits % self.word_bits == 0 if rec.per_word == 0 else self.word_bits % rec.bits == 0
+        tiles, g = _cdiv(lanes, tile), _cdiv(length, s.m)
+        if not exact or (rec.per_word > 1 and g % rec.per_word):
+            return None
+        buf = np.zeros(self.grouped_bytes(lanes, length, tile), np.uint8)
+        fields = buf.view(self.data_dtype.newbyteorder("<")).reshape(tiles, g, tile, s.m)
+        return buf, fields.transpose(0, 2, 1, 3)
 
     def unpack_grouped(self, buf: np.ndarray, lanes: int, length: int, tile: int) -> np.ndarray:
         s = self.spec

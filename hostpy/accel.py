@@ -30,7 +30,7 @@ from .device import Device, KernelCall
 from .errors import (BackendUnavailableError, DTypeError, FixedPointOverflowError, NotNMError, ShapeError,
                      UnsupportedOperationError)
 from .golden import wrap
-from .abi import Abi
+from .abi import Abi, GroupedOperand
 from .nm import NMCompressed, compress, decompress, is_nm
 
 __all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
@@ -204,36 +204,56 @@ class Accelerator:
         return self.gemm(dy, np.ascontiguousarray(x.T))
 
     # ---- the two GEMM modes, tiled --------------------------------------------------------------
+    def _b_operand(self, b, k: int):
+        """B as a dense [k, cols] array, or a GroupedOperand already in the kernel's B layout."""
+        if isinstance(b, GroupedOperand):
+            if b.tile != self.spec.cols:
+                raise ShapeError(f"B in the grouped layout has lane tiles of {b.tile}, {self.spec.name} needs {self.spec.cols}")
+            if b.length != k:
+                raise ShapeError(f"B (grouped) has reduction length {b.length}, A has {k}")
+            return b
+        b = self._check_int(b, "B")
+        if b.shape[0] != k:
+            raise ShapeError(f"GEMM shapes do not chain: A has reduction length {k}, B has shape {b.shape}")
+        return b
+
+    def _b_bytes(self, b, k0: int, k1: int, c0: int, c1: int) -> np.ndarray:
+        """The B buffer of one kernel call: the grouped operand itself when the call covers it whole."""
+        if isinstance(b, GroupedOperand):
+            if (k0, k1, c0, c1) == (0, b.length, 0, b.lanes):
+                return b.buf
+            b = self.abi.unpack_grouped(b.buf, b.lanes, b.length, b.tile).T   # host tiling splits it: re-lay out
+        return self.abi.pack_grouped(b[k0:k1, c0:c1].T, self.spec.cols)
+
+    @staticmethod
+    def _b_cols(b) -> int:
+        return b.lanes if isinstance(b, GroupedOperand) else b.shape[1]
+
     def gemm(self, a, b) -> np.ndarray:
-        """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode)."""
+        """Dense C[rows, cols] = A[rows, k] . B[k, cols] (DENSE mode); B may be a GroupedOperand."""
         s = self.spec
         a = self._check_int(a, "A")
-        b = self._check_int(b, "B")
-        if a.shape[1] != b.shape[0]:
-            raise ShapeError(f"GEMM shapes do not chain: A{a.shape} . B{b.shape}")
         rows, k = a.shape
+        b = self._b_operand(b, k)
 
         def call(r0, r1, k0, k1, c0, c1):
             return KernelCall("DENSE", r1 - r0, k1 - k0, c1 - c0, self.abi.pack_grouped(a[r0:r1, k0:k1], s.rows),
-                              None, self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
-        return self._tiled(rows, k, b.shape[1], self.tile[1], call)
+                              None, self._b_bytes(b, k0, k1, c0, c1))
+        return self._tiled(rows, k, self._b_cols(b), self.tile[1], call)
 
     def gemm_sparse(self, a: NMCompressed, b) -> np.ndarray:
         """C = A . B with A N:M-compressed along k (axis 1): the FF/BP datapath (SPARSE mode)."""
         self._need_sparse("a sparse GEMM")
         s = self.spec
         self._check_compressed(a, "A", 1)
-        b = self._check_int(b, "B")
         rows, k = a.shape
-        if b.shape[0] != k:
-            raise ShapeError(f"B must have shape [{k}, cols] to match A's reduction length {k}, got {b.shape}")
+        b = self._b_operand(b, k)
 
         def call(r0, r1, k0, k1, c0, c1):
             g0, g1 = k0 // s.m, -(-k1 // s.m)
             a_val, a_idx = self.abi.pack_compressed(a.values[r0:r1, g0:g1], a.indices[r0:r1, g0:g1], s.rows)
-            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx,
-                              self.abi.pack_grouped(b[k0:k1, c0:c1].T, s.cols))
-        return self._tiled(rows, k, b.shape[1], _round_down(self.tile[1], s.m), call)
+            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx, self._b_bytes(b, k0, k1, c0, c1))
+        return self._tiled(rows, k, self._b_cols(b), _round_down(self.tile[1], s.m), call)
 
     def _tiled(self, rows: int, k: int, cols: int, kt: int, make_call) -> np.ndarray:
         rt, ct = self.tile[0], self.tile[2]

@@ -185,9 +185,11 @@ def _copy_with_regmap(src, dst, **changes):
     return dst
 
 
-def test_regmap_version_mismatch(tmp_path_factory, tmp_path):
-    d = _copy_with_regmap(arch_dir(tmp_path_factory, "sat_2x8"), tmp_path / "a", regmap_version=hostpy.REGMAP_VERSION + 1)
-    with pytest.raises(E.RegmapVersionError, match=f"regmap_version {hostpy.REGMAP_VERSION + 1}"):
+@pytest.mark.parametrize("version", [1, hostpy.REGMAP_VERSION + 1], ids=["v1_abi", "newer"])
+def test_regmap_version_mismatch(tmp_path_factory, tmp_path, version):
+    # v1 is the flat row-major memory ABI: its arch directories and libraries must be refused, not misread.
+    d = _copy_with_regmap(arch_dir(tmp_path_factory, "sat_2x8"), tmp_path / "a", regmap_version=version)
+    with pytest.raises(E.RegmapVersionError, match=f"regmap_version {version}.*regenerate"):
         hostpy.open(d)
 
 
