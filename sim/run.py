@@ -5,7 +5,10 @@
 Runs the testbench of every module in ``rtl/filelist.f`` (the full regression unless --quick),
 then the core's cycle measurement: one GEMM of several output tiles in sparse and in dense mode
 without stalls. Writes ``<out>/reports/cycles.json`` (keys: gemm, tiles, sparse_cycles,
-dense_cycles, ratio = dense/sparse, ideal_ratio, the formula's values, sim throughput).
+dense_cycles, ratio = dense/sparse, ideal_ratio, the formula's values, sim throughput), then the
+whole kernel's (sat_kernel) end-to-end cycles, ap_start to ap_done, of the benchmark GEMM and of
+[64, 2048, 64] with a fixed 64-cycle read latency and no pauses: ``<out>/reports/kernel_cycles.json``
+(jobs [{mode, gemm, cycles}], memory model, dense_over_sparse, sim throughput).
 """
 from __future__ import annotations
 
@@ -22,11 +25,18 @@ from gen.spec import ArchSpec, SpecError, load_spec
 
 from .runner import SimError, rtl_sources, run_tests
 
-__all__ = ["TESTBENCHES", "benchmark_gemm", "run_regression", "measure_cycles", "main"]
+__all__ = ["TESTBENCHES", "benchmark_gemm", "run_regression", "measure_cycles", "kernel_gemms", "measure_kernel_cycles", "main"]
 
 # toplevel module -> cocotb test module
 TESTBENCHES = {"sat_pe": "sim.tb_pe", "sat_array": "sim.tb_array", "sat_prune": "sim.tb_prune",
-               "sat_core": "sim.tb_core"}
+               "sat_core": "sim.tb_core", "sat_kernel": "sim.tb_kernel"}
+# The kernel's memory-side modules (sat_fifo, sat_axi_rd, sat_axi_wr, sat_unpack, sat_axil_ctrl, sat_seq)
+# are verified inside sat_kernel by its system testbench; they have no bench of their own.
+KERNEL_FUNCTIONAL_TESTS = ["test_gemms", "test_extremes_and_ties", "test_interrupt_and_control",
+                           "test_bad_registers", "test_reset_mid_job"]
+# dense_over_sparse of reports/kernel_cycles.json: this GEMM, no random pauses, this read latency (cycles).
+KERNEL_RATIO_GEMM = (64, 2048, 64)
+KERNEL_READ_LATENCY = 64
 # Beats per tile of the sparse benchmark GEMM: many times the R / drain_rows + 2 cycles a tile needs to drain,
 # so fill/drain is amortized and the ratio approaches M/N.
 BENCH_SPARSE_BEATS = 128
@@ -53,13 +63,13 @@ def _sim_stats(rdir: Path) -> tuple[float, float]:
 def run_regression(out: Path, *, heavy: bool, seed: int | None, log=print) -> dict[str, dict[str, float]]:
     """Every module's testbench; returns per module {wall_s, sim_cycles, cycles_per_s}."""
     from sim.tb_common import CLOCK_NS
-    names = [f.stem for f in rtl_sources(out)]
+    names = [f.stem for f in rtl_sources(out) if f.stem in TESTBENCHES]
     stats = {}
     for top in names:
         t0 = time.monotonic()
+        tests = {"sat_core": CORE_FUNCTIONAL_TESTS, "sat_kernel": KERNEL_FUNCTIONAL_TESTS}.get(top)
         rdir = run_tests(out, top, TESTBENCHES[top], seed=seed,
-                         extra_env={"SATGEN_HEAVY": "1" if heavy else "0"},
-                         testcase=CORE_FUNCTIONAL_TESTS if top == "sat_core" else None)
+                         extra_env={"SATGEN_HEAVY": "1" if heavy else "0"}, testcase=tests)
         sim_ns, sim_wall = _sim_stats(rdir)
         cycles = sim_ns / CLOCK_NS
         stats[top] = {"wall_s": round(time.monotonic() - t0, 2), "sim_cycles": int(cycles),
@@ -80,6 +90,42 @@ def measure_cycles(out: Path, spec: ArchSpec, gemm: tuple[int, int, int], *, see
     sim_ns, sim_wall = _sim_stats(rdir)
     report["sim_cycles_per_s"] = round(sim_ns / CLOCK_NS / sim_wall) if sim_wall else 0
     report["source"] = "measured: cocotb + Verilator on the generated sat_core (sim/tb_core.py)"
+    return report
+
+
+def kernel_gemms(spec: ArchSpec) -> list[tuple[int, int, int]]:
+    """GEMMs of the kernel's cycle report: the core benchmark's and KERNEL_RATIO_GEMM (k capped at max_k)."""
+    big = (KERNEL_RATIO_GEMM[0], min(KERNEL_RATIO_GEMM[1], spec.max_k), KERNEL_RATIO_GEMM[2])
+    return [benchmark_gemm(spec), big]
+
+
+def measure_kernel_cycles(out: Path, spec: ArchSpec, gemms: list[tuple[int, int, int]], *,
+                          read_latency: int = KERNEL_READ_LATENCY, seed: int | None = None) -> dict:
+    """sat_kernel end to end (sim/tb_kernel.py test_cycle_measurement): cycles from the ap_start write to
+    ap_done per job and mode, no random pauses, fixed read latency. Returns the report (not yet written)."""
+    from sim.tb_common import CLOCK_NS
+    with tempfile.TemporaryDirectory(prefix="satgen-kcycles-") as tmp:
+        target = Path(tmp) / "kernel_cycles.json"
+        rdir = run_tests(out, "sat_kernel", TESTBENCHES["sat_kernel"], testcase="test_cycle_measurement", seed=seed,
+                         extra_env={"SATGEN_KERNEL_CYCLES_OUT": str(target),
+                                    "SATGEN_KERNEL_CYCLES_GEMMS": ";".join(",".join(map(str, g)) for g in gemms),
+                                    "SATGEN_KERNEL_READ_LATENCY": str(read_latency)})
+        report = json.loads(target.read_text())
+    sim_ns, sim_wall = _sim_stats(rdir)
+    report["sim_cycles_per_s"] = round(sim_ns / CLOCK_NS / sim_wall) if sim_wall else 0
+    report["arch"] = spec.name
+    report["source"] = ("measured: cocotb + Verilator on the generated sat_kernel (sim/tb_kernel.py), "
+                        "cycles from the control register's ap_start edge to its ap_done edge")
+    ratio = {}
+    for g in gemms:
+        by_mode = {j["mode"]: j["cycles"] for j in report["jobs"] if tuple(j["gemm"]) == tuple(g)}
+        if "SPARSE" in by_mode and "DENSE" in by_mode:
+            ratio[",".join(map(str, g))] = round(by_mode["DENSE"] / by_mode["SPARSE"], 4)
+    report["ratios"] = ratio
+    key = ",".join(map(str, gemms[-1]))
+    report["dense_over_sparse"] = ratio.get(key)          # None on the dense baseline (no SPARSE mode)
+    report["dense_over_sparse_gemm"] = list(gemms[-1])
+    report["ideal_ratio"] = spec.m / spec.n if spec.sparse else 1.0
     return report
 
 
@@ -113,13 +159,20 @@ def main(argv: list[str] | None = None) -> int:
         report = measure_cycles(out, spec, gemm, seed=args.seed)
         report["regression"] = stats
         _write_json(out / "reports" / "cycles.json", report)
+        kreport = measure_kernel_cycles(out, spec, kernel_gemms(spec), seed=args.seed)
+        _write_json(out / "reports" / "kernel_cycles.json", kreport)
     except (SimError, SpecError) as e:
         print(f"sim.run: error: {e}", file=sys.stderr)
         return 1
     print(f"sim.run: {spec.name}: GEMM {list(gemm)} ({report['tiles']} tiles): sparse {report['sparse_cycles']} "
           f"cycles, dense {report['dense_cycles']} cycles, ratio {report['ratio']:.3f} (ideal "
           f"{report['ideal_ratio']:.2f}); {report['sim_cycles_per_s']} simulated cycles/s")
-    print(f"sim.run: wrote {out / 'reports' / 'cycles.json'} ({time.monotonic() - t0:.1f} s)")
+    for j in kreport["jobs"]:
+        print(f"sim.run: sat_kernel {j['mode']} {j['gemm']}: {j['cycles']} cycles (ap_start -> ap_done, read latency "
+              f"{kreport['memory']['read_latency']})")
+    print(f"sim.run: sat_kernel dense/sparse on {kreport['dense_over_sparse_gemm']}: {kreport['dense_over_sparse']} "
+          f"(ideal {kreport['ideal_ratio']:.2f}); {kreport['sim_cycles_per_s']} simulated cycles/s")
+    print(f"sim.run: wrote {out / 'reports' / 'cycles.json'} and kernel_cycles.json ({time.monotonic() - t0:.1f} s)")
     return 0
 
 

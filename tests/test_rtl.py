@@ -25,8 +25,8 @@ LINT_PRESETS = CI_PRESETS + ["sat_1x4", "sat_4x8", "sat_2x8_int16", "sat_2x8_kv2
 # their core (which contains their PE and array: bit-exact GEMMs up to K = max_k) and their
 # pruning unit; their module-level PE/array benches run in `make sim` (sim.run), with the rest.
 CI_MODULES = {
-    "sat_2x8": ["sat_pe", "sat_array", "sat_prune", "sat_core"],
-    "dense": ["sat_pe", "sat_array", "sat_core"],
+    "sat_2x8": ["sat_pe", "sat_array", "sat_prune", "sat_core", "sat_kernel"],
+    "dense": ["sat_pe", "sat_array", "sat_core", "sat_kernel"],
     "sat_2x4": ["sat_prune", "sat_core"],
     "sat_1x16": ["sat_prune", "sat_core"],
 }
@@ -62,7 +62,7 @@ def test_lint_clean(arch, tmp_path):
     names = _rtl_files(files)
     for n in names:
         (tmp_path / n).write_bytes(files[f"rtl/{n}"])
-    for top in ["sat_core"] + (["sat_prune"] if "sat_prune.sv" in names else []):
+    for top in ["sat_kernel", "sat_core"] + (["sat_prune"] if "sat_prune.sv" in names else []):
         r = subprocess.run([_verilator(), "--lint-only", "-Wall", "--top-module", top, *names], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "%Warning" not in r.stderr, f"{arch}/{top} lint:\n{r.stderr}"
@@ -75,7 +75,7 @@ def test_one_module_per_file_and_filelist():
         spec = preset(arch)
         files = render_files(spec)
         names = _rtl_files(files)
-        assert names[-1] == "sat_core.sv"
+        assert names[-1] == "sat_kernel.sv" and "sat_core.sv" in names
         for n in names:
             text = files[f"rtl/{n}"].decode()
             assert text.count("\nmodule ") == 1 and f"\nmodule {n[:-3]} " in text, n
@@ -108,10 +108,13 @@ def test_custom_spec_lints(arch, tmp_path):
     names = _rtl_files(files)
     for n in names:
         (tmp_path / n).write_bytes(files[f"rtl/{n}"])
-    for top in ("sat_core", "sat_prune"):
+    for top in ("sat_kernel", "sat_core", "sat_prune"):
         r = subprocess.run([_verilator(), "--lint-only", "-Wall", "--top-module", top, *names], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
+    # Its result beat (1 row x 5 x int64 = 320 bits) is not one 512-bit word: the kernel gathers tiles.
+    assert "sat_pack #" in files["rtl/sat_kernel.sv"].decode()
+    assert "sat_pack #" not in render_files(preset(arch))["rtl/sat_kernel.sv"].decode()
 
 
 # ---- the cycle formula (pure Python; measured == formula is checked in sim/tb_core.py) ----------
@@ -177,12 +180,12 @@ def test_prune_cycle_formula_shape():
 @pytest.mark.parametrize("arch,module", [(a, m) for a, mods in CI_MODULES.items() for m in mods])
 def test_cocotb(arch, module):
     """The module's cocotb testbench (CI size): bit-exact vs hostpy with random idle/backpressure."""
-    from sim.run import CORE_FUNCTIONAL_TESTS, TESTBENCHES
+    from sim.run import CORE_FUNCTIONAL_TESTS, KERNEL_FUNCTIONAL_TESTS, TESTBENCHES
     from sim.runner import run_tests
 
     _verilator()
-    run_tests(generated(arch), module, TESTBENCHES[module],
-              testcase=CORE_FUNCTIONAL_TESTS if module == "sat_core" else None)
+    tests = {"sat_core": CORE_FUNCTIONAL_TESTS, "sat_kernel": KERNEL_FUNCTIONAL_TESTS}.get(module)
+    run_tests(generated(arch), module, TESTBENCHES[module], testcase=tests)
 
 
 @pytest.mark.parametrize("arch", ["sat_2x8", "dense"])
