@@ -52,6 +52,7 @@ def test_bounded_fuzz_finds_nothing(arch, tmp_path):
     _open(arch).close()                            # skip when there is no kernel; fuzz opens its own device
     rep = fuzz(arch, seconds=CI_SECONDS, seed=CI_SEED, report=tmp_path / "fuzz.json", log=print)
     assert rep["jobs"] > 50 and rep["tiles"] > rep["jobs"] and rep["sim_cycles"] > 0
+    assert {"SPARSE", "DENSE"} <= set(rep["modes"])
     assert (rep["mismatches"], rep["hangs"], rep["errors"]) == (0, 0, 0), rep["failures"]
     saved = json.loads((tmp_path / "fuzz.json").read_text())
     for key in ("jobs", "tiles", "sim_cycles", "cycles_per_s", "mismatches", "hangs", "seed"):
