@@ -57,8 +57,11 @@ def validation_calls(spec, network: str = "resnet18_cifar", batch: int = 1) -> l
     return calls
 
 
-def _model_cycles(spec, call: dict, memory) -> int:
+def _model_cycles(spec, call: dict, memory) -> int | None:
+    """The model's cycles of ``call`` (None where this tree's gen/perf.py has no per-call RTL-kernel model)."""
     from . import perf
+    if not hasattr(perf, "kernel_call_cycles") or not hasattr(perf, "prune_call"):
+        return None
     if call["mode"] == "PRUNE":
         return int(perf.prune_call(spec, call["rows"], call["k"], memory).cycles)
     return int(perf.kernel_call_cycles(spec, call["mode"], call["rows"], call["k"], call["cols"], memory))
@@ -100,6 +103,9 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
     t0 = time.monotonic()
     sim0, cyc0 = dev.sim_seconds, dev.model.cycles
     calls = validation_calls(spec, network, batch)
+    if _model_cycles(spec, calls[0], memory) is None:
+        log("validate: this tree's gen/perf.py has no per-call RTL-kernel model (kernel_call_cycles, prune_call): "
+            "measuring the RTL only")
     log(f"validate: {spec.name}: {len(calls)} distinct kernel calls of one {network} BDWP step at batch {batch} "
         f"on the rtl backend, memory {memory}")
     for call in calls:
@@ -118,11 +124,7 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
         if acc.calls - before != 1:
             raise RuntimeError(f"{call['gemm']}: expected one kernel call, the host made {acc.calls - before}")
         rtl = dev.last_cycles
-        try:
-            model = _model_cycles(spec, call, memory)
-        except (AttributeError, ImportError) as e:
-            model = None
-            log(f"validate: the cycle model has no RTL-kernel call model here ({e})")
+        model = _model_cycles(spec, call, memory)
         err = None if model is None else (model - rtl) / rtl
         rec = {"gemm": call["gemm"], "mode": call["mode"], "rows": call["rows"], "k": call["k"], "cols": call["cols"],
                "model_cycles": model, "rtl_cycles": rtl, "error": None if err is None else round(err, 5),
