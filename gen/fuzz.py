@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -233,7 +234,7 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
             f"(not implemented in this RTL kernel): fuzzing {', '.join(modes)} only")
     jobs = tiles = mismatches = hangs = errors = 0
     failures = []
-    cycles0, kcycles0, sim0 = dev.model.cycles, dev.total_cycles, dev.sim_seconds
+    cycles0, kcycles0, sim0, cpu0 = dev.model.cycles, dev.total_cycles, dev.sim_seconds, dev.sim_cpu_seconds
     t0 = time.monotonic()
     i = 0
     while (max_jobs is None or i < max_jobs) and time.monotonic() - t0 < seconds:
@@ -263,10 +264,14 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
            "sim_cycles": sim_cycles, "kernel_cycles": dev.total_cycles - kcycles0,
            "cycles_per_s": round(sim_cycles / sim_s) if sim_s else 0,
            "cycles_per_s_wall": round(sim_cycles / wall) if wall else 0,
+           "cycles_per_cpu_s": round(sim_cycles / (dev.sim_cpu_seconds - cpu0)) if dev.sim_cpu_seconds > cpu0 else 0,
+           "load_average": [round(x, 2) for x in os.getloadavg()],
            "mismatches": mismatches, "hangs": hangs, "errors": errors, "failures": failures,
            "note": "cycles_per_s: simulated clock cycles per second of wall time inside the rtl backend's "
                    "execute (register programming, buffer copies, the Verilator model); cycles_per_s_wall: over "
-                   "the whole fuzz loop incl. operand generation, golden model and packing"}
+                   "the whole fuzz loop incl. operand generation, golden model and packing; cycles_per_cpu_s: "
+                   "per CPU second of this (single-threaded) process inside execute, i.e. on one core whatever "
+                   "the machine's load"}
     acc.close()
     path = Path(report) if report else out_dir / "reports" / "fuzz.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -174,16 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--network", default="resnet18_cifar")
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--memory", default="{}", help='MemoryModel fields as JSON, e.g. \'{"banking": "shared"}\'')
+    ap.add_argument("--key", default="model_vs_rtl_kernel", help="bench.json key prefix (another memory: another key)")
     args = ap.parse_args(argv)
     from hostpy.errors import HostError
+    from .memmodel import MemoryModel
     try:
-        keys = model_vs_rtl(args.out, network=args.network, batch=args.batch)
+        keys = model_vs_rtl(args.out, network=args.network, batch=args.batch,
+                            memory=MemoryModel(**json.loads(args.memory)))
+        if args.key != "model_vs_rtl_kernel":
+            keys = {k.replace("model_vs_rtl_kernel", args.key, 1): v for k, v in keys.items()}
     except HostError as e:
         print(f"validate: error: {e}", file=sys.stderr)
         return 2
     path = write_bench(args.out, keys)
     print(f"validate: wrote model_vs_rtl_kernel to {path}")
-    ok = keys["model_vs_rtl_kernel_setup"]["all_bit_exact"]
+    ok = keys[f"{args.key}_setup"]["all_bit_exact"]
     return 0 if ok else 1
 
 

@@ -266,7 +266,8 @@ class RtlDevice(Device):
         self.calls = 0
         self.last_cycles = 0          # simulated kernel cycles of the last call (ap_start -> interrupt)
         self.total_cycles = 0         # sum over calls
-        self.sim_seconds = 0.0        # wall-clock time spent in the simulation library
+        self.sim_seconds = 0.0        # wall-clock time spent in execute (register traffic, copies, the model)
+        self.sim_cpu_seconds = 0.0    # CPU time of this process in execute (one thread: one core's work)
         # ap_done raises the interrupt: the run loop waits for it instead of polling the control register.
         self.model.write_reg(rm["gie"]["offset"], 1)
         self.model.write_reg(rm["ier"]["offset"], 1 << 0)
@@ -360,7 +361,7 @@ class RtlDevice(Device):
         return self.model.kernel_cycles
 
     def execute(self, call: KernelCall) -> dict[str, np.ndarray]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         values, outs = self.prepare(call)
         self.launch(values)
         limit = self.max_cycles if self.max_cycles is not None else cycle_limit(self.arch, call, self.memory)
@@ -369,6 +370,7 @@ class RtlDevice(Device):
         finally:
             self.calls += 1
             self.sim_seconds += time.perf_counter() - t0
+            self.sim_cpu_seconds += time.process_time() - c0
         self.total_cycles += self.last_cycles
         if self._trace is not None and self.calls == 1:
             self.model.trace_close()
