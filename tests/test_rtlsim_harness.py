@@ -191,3 +191,27 @@ def test_host_memory_access_outside_buffers_is_refused(copy_lib):
     m.free(a)
     with pytest.raises(Exception, match="outside every buffer"):
         m.copy_from(a, 8)
+
+
+def test_trace_of_a_cycle_window(copy_lib, tmp_path):
+    out, rm, sv, lib = copy_lib
+    tlib = build_rtl_library(out, sources=[sv], top="copy_kernel", trace=True)
+    assert tlib != lib and RtlModel(lib).trace_format is None
+    c = Copier(tlib, rm)
+    fmt = c.m.trace_format
+    assert fmt in ("fst", "vcd")
+    src, dst = c.m.alloc(40 * WB), c.m.alloc(40 * WB)
+    path = tmp_path / f"window.{fmt}"
+    first = c.m.cycles
+    c.m.trace(path, first + 10, first + 60)
+    assert c.copy(src, dst, 40) is not None
+    c.m.trace_close()
+    data = path.read_bytes()
+    assert len(data) > 1000
+    if fmt == "vcd":
+        text = data.decode(errors="replace")
+        assert "m_axi_gmem0_arvalid" in text
+        times = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+        assert min(times) >= (first + 10) * 10 and max(times) < (first + 60) * 10
+    with pytest.raises(Exception, match="without tracing"):
+        RtlModel(lib).trace(tmp_path / "no.vcd", 0, 10)
