@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RtlSimError", "HARNESS", "LIB_NAME", "verilator_exe", "rtl_sources", "build_rtl_library"]
+__all__ = ["RtlSimError", "HARNESS", "LIB_NAME", "verilator_exe", "rtl_sources", "build_rtl_library", "measure_speed"]
 
 HARNESS = Path("rtlsim") / "sat_rtlsim.cpp"     # inside a generated project
 LIB_NAME = "libsat_rtl.so"
@@ -172,3 +172,71 @@ def build_rtl_library(out_dir: str | Path, *, sources: list[str | Path] | None =
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return lib
+
+
+def measure_speed(out_dir: str | Path, *, rows: int = 256, k: int = 2048, cols: int = 256, mode: str = "SPARSE",
+                  log=print) -> dict:
+    """Simulated kernel cycles per second of one large call on the rtl backend (default memory).
+
+    Returns the call's kernel cycles, the clock cycles the model ran in ``RtlModel.run`` and the
+    CPU seconds (this single-threaded process: one core) and wall seconds that took.
+    """
+    import numpy as np
+
+    import hostpy
+    from hostpy import nm
+    acc = hostpy.open(out_dir, backend="rtl")
+    s = acc.spec
+    rng = np.random.default_rng(0)
+    hi = 1 << (s.data_bits - 1)
+    a = rng.integers(-hi, hi, (rows, k)).astype(acc.arch.data_dtype)
+    b = rng.integers(-hi, hi, (k, cols)).astype(acc.arch.data_dtype)
+    model = acc.device.model
+    spent = {"cpu": 0.0, "wall": 0.0, "cycles": 0}
+    run = model.run
+
+    def timed(limit):
+        c0, w0, n0 = time.process_time(), time.perf_counter(), model.cycles
+        res = run(limit)
+        spent["cpu"] += time.process_time() - c0
+        spent["wall"] += time.perf_counter() - w0
+        spent["cycles"] += model.cycles - n0
+        return res
+    model.run = timed
+    if mode == "SPARSE":
+        acc.gemm_sparse(nm.compress(a, s.n, s.m, axis=1), b)
+    else:
+        acc.gemm(a, b)
+    acc.close()
+    rep = {"arch": s.name, "call": [mode, rows, k, cols], "kernel_cycles": acc.device.last_cycles,
+           "run_cycles": spent["cycles"], "cpu_s": round(spent["cpu"], 3), "wall_s": round(spent["wall"], 3),
+           "cycles_per_cpu_s": round(spent["cycles"] / spent["cpu"]) if spent["cpu"] else 0,
+           "cycles_per_wall_s": round(spent["cycles"] / spent["wall"]) if spent["wall"] else 0,
+           "load_average": [round(x, 2) for x in os.getloadavg()]}
+    log(f"rtlsim: {s.name} {mode} {rows}x{k}x{cols}: {rep['run_cycles']} cycles in {rep['cpu_s']} CPU s "
+        f"({rep['cycles_per_cpu_s']} cycles per CPU second, one core) / {rep['wall_s']} s wall "
+        f"({rep['cycles_per_wall_s']} per wall second at load {rep['load_average'][0]})")
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m gen.rtlsim", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="generated project directory")
+    ap.add_argument("--trace", action="store_true", help="build the tracing variant")
+    ap.add_argument("--speed", action="store_true", help="measure simulated cycles per second on one large call")
+    args = ap.parse_args(argv)
+    try:
+        lib = build_rtl_library(args.out, trace=args.trace, log=print)
+    except RtlSimError as e:
+        print(f"rtlsim: error: {e}", file=sys.stderr)
+        return 2
+    print(f"rtlsim: {lib}")
+    if args.speed:
+        measure_speed(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
