@@ -33,7 +33,8 @@ __all__ = ["RtlSimError", "HARNESS", "LIB_NAME", "verilator_exe", "rtl_sources",
 HARNESS = Path("rtlsim") / "sat_rtlsim.cpp"     # inside a generated project
 LIB_NAME = "libsat_rtl.so"
 TOP = "sat_kernel"
-# -O2 on the model and libverilated: the per-cycle loop is the whole point of this library.
+# -O2 on the model and libverilated: the per-cycle loop is the whole point of this library (-O3 measured no
+# faster on sat_2x8's kernel here; -march=native somewhat faster but not portable with a shared cache).
 CFLAGS = "-fPIC -O2 -std=c++17"
 STAMP = "build.sha256"
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def build_rtl_library(out_dir: str | Path, *, sources: list[str | Path] | None =
     trace_flags = ([("--trace-fst" if _fst_supported() else "--trace"), "--trace-structs"] if trace else [])
     # The tracing variant is for looking at waveforms, not for speed: -O0 builds it in about half the time.
     opt = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0" if trace else "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"
-    cflags = CFLAGS.replace("-O2", "-O0") if trace else CFLAGS
+    cflags = CFLAGS.replace("-O2", "-O0") if trace else CFLAGS      # CFLAGS holds -O2
     flags = ["--cc", "--exe", "--build", "-j", "2", "--top-module", top, "--prefix", "Vkernel",
              "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-TIMESCALEMOD", "-CFLAGS", cflags,
              "-MAKEFLAGS", opt, "-LDFLAGS", "-shared", *trace_flags]
