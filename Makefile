@@ -8,6 +8,7 @@
 #   make fuzz ARCH=... [SECONDS=60] [SEED=1]  random jobs on the Verilator-built RTL kernel vs the golden model
 #   make validate ARCH=...             cycle model vs the RTL kernel on ResNet-18's calls -> bench.json model_vs_rtl_kernel
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
+#   make bitstream IMPL=rtl            the same with the SystemVerilog kernel (Vivado IP packaging)
 SHELL := /bin/bash
 ARCH ?= sat_2x8
 SPEC ?=
@@ -22,11 +23,13 @@ SPEC_ARGS := $(if $(SPEC),--spec $(SPEC),--arch $(ARCH))
 PYTEST_ARGS ?=
 SECONDS ?= 60
 SEED ?= 1
+# bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
+IMPL ?= hls
 
 .PHONY: help setup gen csim sim synth test bench fuzz validate sweep hls bitstream clean distclean
 
 help:
-	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(SETUP_STAMP)
 
@@ -61,7 +64,7 @@ hls: gen
 	@bash $(OUT)/scripts/run_vendor.sh hls
 
 bitstream: gen
-	@bash $(OUT)/scripts/run_vendor.sh bitstream
+	@IMPL=$(IMPL) bash $(OUT)/scripts/run_vendor.sh bitstream
 
 test: setup
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 $(PYTEST_ARGS)

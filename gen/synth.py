@@ -4,9 +4,13 @@
 
 Writes ``<out>/reports/synth.json``: for each target an object with integer ``lut`` (LUT1..LUT6,
 plus SRL/LUTRAM cells, which occupy LUTs), ``ff`` (FDRE/FDSE/FDCE/FDPE), ``dsp`` (DSP48E2) and
-``bram`` (in RAMB18 units: RAMB18E2 + 2 x RAMB36E2), and the raw cell counts. Targets:
+``bram`` (in RAMB18 units: RAMB18E2 + 2 x RAMB36E2), ``uram`` (URAM288), the raw cell counts, and
+``paths``: per module, the longest register-to-register path of ``ltp`` after synth_xilinx (flip-flops
+and RAMs cut the paths; the hierarchy is kept, so a path ends at a module port): its LUT levels
+(``lut``), ltp's node count (``length``), the CARRY and DSP48E2 cells on it. Targets:
 
 * ``pe``: sat_pe of the spec; ``array``: sat_array; ``core``: sat_core (array + control);
+* ``kernel``: sat_kernel, the whole RTL kernel (core, DMAs with their block-RAM FIFOs, control);
 * ``dense_pe``: the dense-baseline PE with the same multipliers (the spec with ``sparse=False``,
   rendered into a temporary directory), so the sparse PE's mux/index overhead is visible.
 
@@ -33,7 +37,11 @@ from .spec import ArchSpec, SpecError, load_spec
 
 __all__ = ["SynthError", "TARGETS", "synth_module", "synth_targets", "resources", "main"]
 
-TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe": "sat_pe"}
+TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe": "sat_pe", "kernel": "sat_kernel"}
+# The combinational primitives `ltp` walks: flip-flops and the synchronous RAMs (left out) cut the
+# paths, and so do submodule instances (left out too: Yosys would treat one as a single cell from
+# every input to every output); the flattened top is measured separately (key "<top> (flat)").
+PATH_CELLS = "w:* t:LUT* t:CARRY* t:MUXF* t:INV t:DSP48E2"
 SYNTH_CMD = "synth_xilinx -family xcup -noiopad -noclkbuf"
 TIMEOUT_S = 3 * 3600
 
@@ -60,7 +68,37 @@ def resources(cells: dict[str, int]) -> dict[str, int]:
         "ff": sum(n for t, n in cells.items() if t in FF_CELLS),
         "dsp": cells.get("DSP48E2", 0),
         "bram": cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
+        "uram": cells.get("URAM288", 0),
     }
+
+
+def parse_ltp(ltp_text: str, kinds: dict[str, set[str]]) -> dict[str, dict]:
+    """Per module, the longest topological path Yosys' ``ltp`` found (flip-flops and RAMs excluded, so
+    it runs register to register, or from/to a module port): ``length`` (ltp's node count), ``lut``
+    (LUT levels on it), and the names of the CARRY and DSP cells on it. ``kinds`` maps "lut",
+    "carry", "dsp" to sets of "module/cell" names (``select -list``)."""
+    out: dict[str, dict] = {}
+    mod = None
+    for line in ltp_text.splitlines():
+        m = re.match(r"Longest topological path in (\S+) \(length=(\d+)\):", line.strip())
+        if m:
+            mod = m.group(1).lstrip("\\")
+            out[mod] = {"length": int(m.group(2)), "lut": 0, "carry": [], "dsp": [], "start": None, "end": None}
+            continue
+        m = re.match(r"\s*\d+: (\S+)(?: \[\d+\])?(?: \(via (\S+)\))?", line)
+        if mod and m:
+            node, via = m.group(1), m.group(2)
+            rec = out[mod]
+            rec["start"] = rec["start"] or node
+            rec["end"] = node
+            if via:
+                key = f"{mod}/{via}"
+                if key in kinds.get("lut", ()):
+                    rec["lut"] += 1
+                for kind in ("carry", "dsp"):
+                    if key in kinds.get(kind, ()):
+                        rec[kind].append(via)
+    return out
 
 
 def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, label: str = "") -> dict:
@@ -70,7 +108,12 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, lab
     stat_json = workdir / f"{top}.stat.json"
     script = workdir / f"{top}.ys"
     reads = "\n".join(f"read_verilog -sv {p.resolve().relative_to(workdir)}" for p in sources)
-    script.write_text(f"{reads}\n{SYNTH_CMD} -top {top}\ntee -q -o {stat_json.name} stat -json\n")
+    def lists(tag):
+        return "".join(f"tee -q -o {top}.{tag}{kind}.txt select -list t:{pat}\n"
+                       for kind, pat in (("lut", "LUT*"), ("carry", "CARRY*"), ("dsp", "DSP48E2")))
+    script.write_text(f"{reads}\n{SYNTH_CMD} -top {top}\ntee -q -o {stat_json.name} stat -json\n"
+                      f"tee -q -o {top}.ltp.txt ltp -noff {PATH_CELLS}\n{lists('')}"
+                      f"flatten\nopt_clean -purge\ntee -q -o {top}.flat.ltp.txt ltp -noff {PATH_CELLS}\n{lists('flat.')}")
     t0 = time.monotonic()
     try:
         r = subprocess.run(_yosys() + ["-q", "-s", script.name], capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -91,8 +134,20 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, lab
         raise SynthError(f"{top}: synthesis inferred latches ({', '.join(latches)}); the RTL must be latch-free")
     res = resources(cells)
     res["cells"] = cells
+    res["paths"] = {}
+    for tag in ("", "flat."):
+        kinds = {}
+        for kind in ("lut", "carry", "dsp"):
+            f = workdir / f"{top}.{tag}{kind}.txt"
+            kinds[kind] = {ln.strip() for ln in f.read_text().splitlines() if "/" in ln} if f.is_file() else set()
+        ltp_file = workdir / f"{top}.{tag}ltp.txt"
+        if ltp_file.is_file():
+            for mod, path in parse_ltp(ltp_file.read_text(), kinds).items():
+                res["paths"][f"{mod} (flat)" if tag else mod] = path
     res["seconds"] = round(time.monotonic() - t0, 1)
-    log(f"gen.synth: {label or top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18 "
+    deepest = max(res["paths"].items(), key=lambda kv: (kv[1]["lut"], kv[1]["length"]), default=(None, None))
+    log(f"gen.synth: {label or top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18, "
+        f"{res['uram']} URAM288; deepest path {deepest[1]['lut'] if deepest[1] else '-'} LUT levels in {deepest[0]} "
         f"({res['seconds']} s)")
     return res
 
@@ -131,6 +186,8 @@ def synth_targets(spec: ArchSpec, targets: list[str], workdir: Path, *, log=prin
             sources = [p for p in sources if p.name in _needs(top)]
         res = synth_module(sources, top, workdir / target, log=log, label=f"{target} ({top})")
         multipliers = {"pe": spec.n, "dense_pe": spec.n}.get(target, spec.n * spec.rows * spec.cols)
+        if target == "kernel" and res["bram"] + res["uram"] == 0:
+            raise SynthError("kernel: its FIFOs inferred neither block RAM nor UltraRAM")
         if res["dsp"] == 0:
             raise SynthError(f"{target}: no DSP48E2 inferred for its {multipliers} multipliers")
         res["multipliers"] = multipliers

@@ -234,7 +234,7 @@ class KernelTB:
         # Which side of each bundle the RTL kernel uses: reads for input pointers, writes for C
         # (PRUNE's outputs are not implemented in the RTL kernel: their bundles must stay silent).
         ins = {r["bundle"] for r in self.regmap["args"] if r["kind"] == "ptr" and r["direction"] == "in"}
-        outs = {self.args["c"]["bundle"]}
+        outs = {self.args[n]["bundle"] for n in (["c"] + (PRUNE_OUTPUTS if rtl_prune(self.spec) else []))}
         self.ddr = {b: Ddr(dut, b, self.model, reads=b in ins, writes=b in outs, word_bytes=self.abi.word_bytes)
                     for b in self.bundles}
         for d in self.ddr.values():
@@ -287,17 +287,26 @@ class KernelTB:
     def _bundle(self, name: str) -> Ddr:
         return self.ddr[self.args[name]["bundle"]]
 
-    def expected(self, job: Job) -> np.ndarray:
+    def expected(self, job: Job) -> dict[str, np.ndarray]:
+        """The output buffers of ``job`` as hostpy computes them (golden model, packed by the ABI)."""
         s = self.spec
+        if job.mode == "PRUNE":
+            ff, bp = golden.prune(job.a, s.n, s.m, data_bits=s.data_bits)
+            out = {}
+            out["ff_val"], out["ff_idx"] = self.abi.pack_compressed(ff.values, ff.indices, s.rows)
+            out["bp_val"], out["bp_idx"] = self.abi.pack_compressed(bp.values, bp.indices, s.rows)
+            return out
         if job.mode == "SPARSE":
             comp = compress(job.a, s.n, s.m, axis=1)
             c = golden.gemm_sparse(comp, job.b, data_bits=s.data_bits, acc_bits=s.acc_bits)
         else:
             c = golden.gemm_dense(job.a, job.b, data_bits=s.data_bits, acc_bits=s.acc_bits)
-        return c
+        return {"c": self.abi.pack_result(c)}
 
     def operands(self, job: Job) -> dict[str, np.ndarray]:
         s = self.spec
+        if job.mode == "PRUNE":
+            return {"a_val": self.abi.pack_grouped(job.a, s.rows)}
         ops = {"b": self.abi.pack_grouped(job.b.T, s.cols)}
         if job.mode == "SPARSE":
             comp = compress(job.a, s.n, s.m, axis=1)
@@ -314,6 +323,8 @@ class KernelTB:
 
     def limit(self, job: Job) -> int:
         s = self.spec
+        if job.mode == "PRUNE":
+            return 20 * (6 * -(-job.rows // s.rows) * -(-job.k // s.m) + 4 * self.model.read_latency) + 20000
         tiles = -(-job.rows // s.rows) * -(-job.cols // s.cols)
         beats = -(-job.k // (s.m if job.mode == "SPARSE" else s.n))
         return 20 * (tiles * (beats + 16) + 4 * self.model.read_latency) + 20000
@@ -351,9 +362,16 @@ class KernelTB:
             after = ddr.read(a - GUARD, nbytes + 2 * GUARD)
             assert after[:GUARD] == fill[:GUARD], f"{what}: guard below {name} overwritten"
             assert after[GUARD + nbytes:] == fill[GUARD + nbytes:], f"{what}: guard above {name} overwritten"
-        want = self.abi.pack_result(self.expected(job))
-        got = np.frombuffer(self._bundle("c").read(addrs["c"], sizes["c"]), np.uint8)
-        if not np.array_equal(got, want):
+        expected = self.expected(job)
+        for name in [n for n in expected if n != "c"]:          # PRUNE's four outputs
+            got = np.frombuffer(self._bundle(name).read(addrs[name], sizes[name]), np.uint8)
+            if not np.array_equal(got, expected[name]):
+                bad = np.flatnonzero(got != expected[name])
+                raise AssertionError(f"{what}: PRUNE {job.rows}x{job.k}: {name} differs from hostpy.golden.prune at "
+                                     f"{bad.size} of {got.size} bytes, first at byte {bad[0]} (word {bad[0] // self.wb})")
+        want = expected.get("c")
+        got = np.frombuffer(self._bundle("c").read(addrs["c"], sizes["c"]), np.uint8) if want is not None else None
+        if want is not None and not np.array_equal(got, want):
             c_got = self.abi.unpack_result(got, job.rows, job.cols)
             c_want = self.abi.unpack_result(want, job.rows, job.cols)
             bad = np.argwhere(c_got != c_want)
@@ -377,6 +395,8 @@ class KernelTB:
             a[:, : min(k, s.m)] = 0
         if mode == "SPARSE":
             a = golden_prune_dense(a, s)
+        if mode == "PRUNE":
+            cols, b = 0, np.zeros((k, 0), np.int64)
         return Job(mode, rows, k, cols, a.astype(np.int64), b.astype(np.int64))
 
 
@@ -403,7 +423,18 @@ async def run_timed(tb: KernelTB, job: Job, what: str) -> int:
 
 
 def _modes(tb: KernelTB) -> list[str]:
+    """GEMM modes of the kernel."""
     return [m for m in ("SPARSE", "DENSE") if m in tb.regmap["modes"]]
+
+
+PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
+
+
+def rtl_prune(spec) -> bool:
+    """Whether the RTL kernel runs PRUNE for this spec (hls_templates/rtl/sat_seq.sv.j2 PRUNE_OK: the BP
+    copy's transpose is pure wiring when rows = cols = M and a grouped record is whole words); other
+    sparse specs refuse PRUNE with bad_mode. test_prune / test_bad_registers check both sides."""
+    return spec.sparse and spec.rows == spec.cols == spec.m and spec.rows * spec.m * spec.mem_data_bits >= spec.axi_bits
 
 
 def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
@@ -507,7 +538,7 @@ async def test_interrupt_and_control(dut):
         raise AssertionError("polling: no ap_done")
     assert seen_busy and c >> tb.bits["ap_idle"] & 1 and c >> tb.bits["ap_ready"] & 1, f"0x{c:x}"
     got = np.frombuffer(tb._bundle("c").read(addrs["c"], sizes["c"]), np.uint8)
-    assert np.array_equal(got, tb.abi.pack_result(tb.expected(job))), "polling job: result differs"
+    assert np.array_equal(got, tb.expected(job)["c"]), "polling job: result differs"
 
 
 @cocotb.test()
@@ -535,8 +566,13 @@ async def test_bad_registers(dut):
         ("misaligned b", dict(ptr=("b", tb.wb // 2)), {"misaligned"}),
         ("k 0 and misaligned", dict(k=0, ptr=("b", 8)), {"bad_size", "misaligned"}),
     ]
-    if "PRUNE" in modes:           # not implemented in the RTL kernel: refused cleanly
+    if "PRUNE" in modes and not rtl_prune(s):     # this kernel's PRUNE needs rows = cols = M: refused cleanly
         cases_.append(("PRUNE", dict(mode=modes["PRUNE"]), {"bad_mode"}))
+    if rtl_prune(s):
+        cases_ += [("PRUNE n 1", dict(mode=modes["PRUNE"], n=s.n + 1), {"bad_n"}),
+                   ("PRUNE k 0", dict(mode=modes["PRUNE"], cols=0, k=0), {"bad_size"}),
+                   ("PRUNE misaligned bp_idx", dict(mode=modes["PRUNE"], ptr=("bp_idx", 4)), {"misaligned"}),
+                   ("PRUNE misaligned ff_val", dict(mode=modes["PRUNE"], ptr=("ff_val", 8)), {"misaligned"})]
     if sparse:
         cases_ += [("SPARSE n 0", dict(mode=modes["SPARSE"], n=0), {"bad_n"}),
                    ("SPARSE n M", dict(mode=modes["SPARSE"], n=s.m), {"bad_n"}),
@@ -603,15 +639,42 @@ async def test_cycle_measurement(dut):
     await tb.reset()
     gemms = [tuple(int(x) for x in g.split(",")) for g in os.environ["SATGEN_KERNEL_CYCLES_GEMMS"].split(";")]
     jobs = []
+    prune = ["PRUNE"] if rtl_prune(tb.spec) else []
     for m, k, n in gemms:
-        for mode in _modes(tb):
+        for mode in _modes(tb) + prune:
             job = tb.random_job(mode, m, k, n)
             t_wall = get_sim_time("ns")
             cycles = await run_timed(tb, job, f"measure {mode} {m}x{k}x{n}")
-            jobs.append({"mode": mode, "gemm": [m, k, n], "cycles": cycles,
+            jobs.append({"mode": mode, "gemm": [m, k, n] if mode != "PRUNE" else [m, k, 0], "cycles": cycles,
                          "sim_cycles": int((get_sim_time("ns") - t_wall) // CLOCK_NS)})
     mem = {**model.to_dict(), "read_latency_note": "cycles from the AR handshake to the first R beat",
            "write_latency_note": "not modelled: B follows the last W beat at once",
            "words_per_cycle_note": "each bundle its own memory: at most one R beat per cycle per bundle"}
     report = {"jobs": jobs, "memory": mem}
     Path(out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+@cocotb.test()
+async def test_prune(dut):
+    """PRUNE: both copies (FF along k, BP along rows) of random, tied, zero and extreme W of shapes off the
+    grid, between GEMM jobs, bit-exact vs hostpy.golden.prune packed by the ABI; or a clean bad_mode refusal."""
+    tb = KernelTB(dut, "test_prune")
+    await tb.reset()
+    s = tb.spec
+    if "PRUNE" not in tb.regmap["modes"]:
+        return                      # the dense baseline has no PRUNE (test_bad_registers covers mode codes)
+    if not rtl_prune(s):
+        addrs = {a["name"]: GUARD for a in tb.regmap["args"] if a["kind"] == "ptr"}
+        await tb.program(tb.regmap["modes"]["PRUNE"], s.rows, s.m, 0, s.n, addrs)
+        await tb.start()
+        await tb.wait_done(2000)
+        assert await tb.read_reg(tb.args["status"]["offset"]) == 1 << tb.regmap["status_bits"]["bad_mode"]
+        return
+    shapes = [(1, 1), (s.rows, s.m), (2 * s.rows + 3, 3 * s.m - 1), (s.rows - 1, 5 * s.m + 2)]
+    shapes += [(int(tb.rng.integers(1, 4 * s.rows)), int(tb.rng.integers(1, 8 * s.m))) for _ in range(cases(2))]
+    kinds = ["random", "ties", "extreme"]
+    for i, (rows, k) in enumerate(shapes):
+        kind = kinds[i % len(kinds)]
+        await run_timed(tb, tb.random_job("PRUNE", rows, k, 0, kind), f"PRUNE {kind} {rows}x{k}")
+        mode = _modes(tb)[i % len(_modes(tb))]
+        await run_timed(tb, tb.random_job(mode, rows, k, s.cols + 1), f"{mode} after PRUNE")

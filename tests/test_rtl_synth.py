@@ -14,7 +14,8 @@ from gen.synth import SynthError, main, resources, synth_targets
 def test_resource_counting():
     cells = {"LUT3": 2, "LUT6": 5, "SRLC32E": 1, "FDRE": 7, "FDSE": 1, "DSP48E2": 2, "RAMB36E2": 1,
              "RAMB18E2": 1, "CARRY4": 3}
-    assert resources(cells) == {"lut": 8, "ff": 8, "dsp": 2, "bram": 3}
+    assert resources(cells) == {"lut": 8, "ff": 8, "dsp": 2, "bram": 3, "uram": 0}
+    assert resources({"URAM288": 4})["uram"] == 4
 
 
 def test_pe_and_small_array(tmp_path):
