@@ -29,7 +29,7 @@ IMPL ?= hls
 .PHONY: help setup gen csim sim synth test bench fuzz validate sweep hls bitstream clean distclean
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(SETUP_STAMP)
 
