@@ -13,8 +13,9 @@ the kernel through the rtl backend (Accelerator front end, one kernel call) and 
 compared bit for bit with hostpy.golden. A mismatch, a hang (no ap_done within the backend's
 cycle limit) or a kernel error (status, AXI protocol violation) is shrunk greedily (smaller
 shapes, simpler values, plainer memory) to a minimal job that still fails, printed as a one-line
-``--replay`` command. Results go to ``<out>/reports/fuzz.json``: ``jobs``, ``tiles`` (R x C output
-tiles of GEMM jobs plus R-lane x M-group tiles of PRUNE jobs), ``sim_cycles`` (clock cycles
+``--replay`` command. Results go to ``<out>/reports/fuzz.json``: ``jobs`` (and per mode), ``tiles``
+(R x C output tiles of GEMM jobs plus R-lane x M-group tiles of PRUNE jobs; ``gemm_tiles`` the
+former alone), ``sim_cycles`` (clock cycles
 simulated), ``kernel_cycles`` (ap_start to ap_done, summed), ``cycles_per_s`` (sim_cycles per
 second of wall time spent in the simulation library), ``mismatches``, ``hangs``, ``errors``,
 ``seed``, ``modes`` (fuzzed) and ``modes_refused_by_kernel`` (modes of regmap.json a 1-element probe
@@ -232,7 +233,8 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
     if refused:
         log(f"fuzz: the kernel refuses mode(s) {', '.join(refused)} of regmap.json with status bad_mode "
             f"(not implemented in this RTL kernel): fuzzing {', '.join(modes)} only")
-    jobs = tiles = mismatches = hangs = errors = 0
+    jobs = tiles = gemm_tiles = mismatches = hangs = errors = 0
+    per_mode: dict[str, int] = {}
     failures = []
     cycles0, kcycles0, sim0, cpu0 = dev.model.cycles, dev.total_cycles, dev.sim_seconds, dev.sim_cpu_seconds
     t0 = time.monotonic()
@@ -243,6 +245,9 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
         res = run_job(acc, job)
         jobs += 1
         tiles += job.tiles(acc.spec)
+        per_mode[job.mode] = per_mode.get(job.mode, 0) + 1
+        if job.mode != "PRUNE":
+            gemm_tiles += job.tiles(acc.spec)
         if res is None:
             continue
         kind = res.split(":")[0]
@@ -260,7 +265,7 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
     wall = time.monotonic() - t0
     sim_cycles = dev.model.cycles - cycles0
     sim_s = dev.sim_seconds - sim0
-    rep = {"arch": acc.spec.name, "seed": seed, "modes": modes, "modes_refused_by_kernel": refused, "seconds": round(wall, 2), "jobs": jobs, "tiles": tiles,
+    rep = {"arch": acc.spec.name, "seed": seed, "modes": modes, "modes_refused_by_kernel": refused, "seconds": round(wall, 2), "jobs": jobs, "jobs_per_mode": per_mode, "tiles": tiles, "gemm_tiles": gemm_tiles,
            "sim_cycles": sim_cycles, "kernel_cycles": dev.total_cycles - kcycles0,
            "cycles_per_s": round(sim_cycles / sim_s) if sim_s else 0,
            "cycles_per_s_wall": round(sim_cycles / wall) if wall else 0,
