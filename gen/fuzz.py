@@ -38,6 +38,7 @@ import numpy as np
 __all__ = ["Job", "draw_job", "run_job", "shrink", "fuzz", "main"]
 
 KINDS = ("random", "ties", "extremes", "zero_groups", "sparse")
+MAX_REPORTED = 20          # failures printed and kept in the report (all are counted)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
         log(f"fuzz: the kernel refuses mode(s) {', '.join(refused)} of regmap.json with status bad_mode "
             f"(not implemented in this RTL kernel): fuzzing {', '.join(modes)} only")
     jobs = tiles = gemm_tiles = mismatches = hangs = errors = 0
+    shrunk: set[str] = set()
     per_mode: dict[str, int] = {}
     failures = []
     cycles0, kcycles0, sim0, cpu0 = dev.model.cycles, dev.total_cycles, dev.sim_seconds, dev.sim_cpu_seconds
@@ -257,11 +259,22 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
             hangs += 1
         else:
             errors += 1
-        log(f"fuzz: job {i - 1} FAILED ({res}): {job.to_json()}")
-        small, why = shrink(acc, job, res, log=log) if len(failures) < 3 else (job, res)
+        # The first failure of each kind (mismatch, hang, error) is shrunk; the first few are printed
+        # and kept in the report, the rest only counted.
+        nfail = mismatches + hangs + errors
+        if kind not in shrunk:
+            shrunk.add(kind)
+            small, why = shrink(acc, job, res, log=log)
+        else:
+            small, why = job, res
         cmd = replay_command(out_dir, small)
-        log(f"fuzz: minimal reproducer ({why}):\n  {cmd}")
-        failures.append({"job": i - 1, "failure": res, "minimal": asdict(small), "minimal_failure": why, "replay": cmd})
+        if nfail <= MAX_REPORTED:
+            log(f"fuzz: job {i - 1} FAILED ({res}): {job.to_json()}")
+            log(f"fuzz: {'minimal ' if small != job else ''}reproducer ({why}):\n  {cmd}")
+            failures.append({"job": i - 1, "failure": res, "minimal": asdict(small), "minimal_failure": why,
+                             "replay": cmd})
+        elif nfail == MAX_REPORTED + 1:
+            log(f"fuzz: more than {MAX_REPORTED} failures: counting the rest")
     wall = time.monotonic() - t0
     sim_cycles = dev.model.cycles - cycles0
     sim_s = dev.sim_seconds - sim0
