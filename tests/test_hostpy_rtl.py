@@ -160,3 +160,16 @@ def test_bench_reports_simulated_cycles(rtl):
     recs = bench_gemms(rtl, shapes=((16, 128, 16),), repeat=1, log=lambda *_: None)
     assert {r["mode"] for r in recs} == {"DENSE", "SPARSE", "PRUNE"}
     assert all(r["sim_kernel_cycles"] > 0 and r["sim_cycles_per_s"] > 0 for r in recs)
+
+
+def test_build_errors_are_backend_unavailable_with_the_reason(arch, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(arch, broken, ignore=shutil.ignore_patterns("work", "reports"))
+    kernel = broken / "rtl" / "sat_kernel.sv"
+    kernel.write_text(kernel.read_text() + "\nthis is not verilog;\n")
+    with pytest.raises(BackendUnavailableError, match="verilator failed"):
+        hostpy.open(broken, backend="rtl")
+    (broken / "rtl" / "filelist.f").write_text("sat_pe.sv\n")
+    with pytest.raises(BackendUnavailableError, match="no module sat_kernel"):
+        hostpy.open(broken, backend="rtl")
