@@ -42,6 +42,9 @@ TARGETS = {"pe": "sat_pe", "array": "sat_array", "core": "sat_core", "dense_pe":
 # paths, and so do submodule instances (left out too: Yosys would treat one as a single cell from
 # every input to every output); the flattened top is measured separately (key "<top> (flat)").
 PATH_CELLS = "w:* t:LUT* t:CARRY* t:MUXF* t:INV t:DSP48E2"
+# ltp maximizes the cell count, so a long carry chain wins over a deeper LUT chain: the flattened top
+# is also measured over LUT/MUXF cells alone (carry chains cut it), "<top> (flat, LUT only)".
+LUT_CELLS_ONLY = "w:* t:LUT* t:MUXF* t:INV"
 SYNTH_CMD = "synth_xilinx -family xcup -noiopad -noclkbuf"
 TIMEOUT_S = 3 * 3600
 
@@ -113,7 +116,8 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, lab
                        for kind, pat in (("lut", "LUT*"), ("carry", "CARRY*"), ("dsp", "DSP48E2")))
     script.write_text(f"{reads}\n{SYNTH_CMD} -top {top}\ntee -q -o {stat_json.name} stat -json\n"
                       f"tee -q -o {top}.ltp.txt ltp -noff {PATH_CELLS}\n{lists('')}"
-                      f"flatten\nopt_clean -purge\ntee -q -o {top}.flat.ltp.txt ltp -noff {PATH_CELLS}\n{lists('flat.')}")
+                      f"flatten\nopt_clean -purge\ntee -q -o {top}.flat.ltp.txt ltp -noff {PATH_CELLS}\n{lists('flat.')}"
+                      f"tee -q -o {top}.lutonly.ltp.txt ltp -noff {LUT_CELLS_ONLY}\n")
     t0 = time.monotonic()
     try:
         r = subprocess.run(_yosys() + ["-q", "-s", script.name], capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -135,15 +139,15 @@ def synth_module(sources: list[Path], top: str, workdir: Path, *, log=print, lab
     res = resources(cells)
     res["cells"] = cells
     res["paths"] = {}
-    for tag in ("", "flat."):
+    for tag, suffix, lists_tag in (("", "", ""), ("flat.", " (flat)", "flat."), ("lutonly.", " (flat, LUT only)", "flat.")):
         kinds = {}
         for kind in ("lut", "carry", "dsp"):
-            f = workdir / f"{top}.{tag}{kind}.txt"
+            f = workdir / f"{top}.{lists_tag}{kind}.txt"
             kinds[kind] = {ln.strip() for ln in f.read_text().splitlines() if "/" in ln} if f.is_file() else set()
         ltp_file = workdir / f"{top}.{tag}ltp.txt"
         if ltp_file.is_file():
             for mod, path in parse_ltp(ltp_file.read_text(), kinds).items():
-                res["paths"][f"{mod} (flat)" if tag else mod] = path
+                res["paths"][mod + suffix] = path
     res["seconds"] = round(time.monotonic() - t0, 1)
     deepest = max(res["paths"].items(), key=lambda kv: (kv[1]["lut"], kv[1]["length"]), default=(None, None))
     log(f"gen.synth: {label or top}: {res['lut']} LUT, {res['ff']} FF, {res['dsp']} DSP48E2, {res['bram']} RAMB18, "

@@ -139,6 +139,15 @@ class DdrWrite(AxiRamWrite):
             owner.check_burst("AW", int(aw.awaddr), int(aw.awlen), int(aw.awsize), int(aw.awburst))
             return aw
         self.aw_channel.recv = checked_recv
+        send = self.b_channel.send
+
+        async def delayed(b):
+            await ClockCycles(clock, owner.model.write_latency)
+            await send(b)
+
+        async def send_later(b):            # B follows the burst's last W beat after write_latency cycles;
+            cocotb.start_soon(delayed(b))   # the next burst is not held up (equal delays keep B in order)
+        self.b_channel.send = send_later
 
     async def _write(self, address, data):
         self.owner.check_write(address, len(data))
@@ -223,7 +232,8 @@ class KernelTB:
         self.abi = Abi(self.spec)
         self.regmap = json.loads((Path(os.environ["SATGEN_OUT"]) / "regmap.json").read_text())
         self.rng = rng_for(name)
-        self.model = model or MemoryModel(read_latency=int(self.rng.integers(1, 80)), stall_rate=stall)
+        self.model = model or MemoryModel(read_latency=int(self.rng.integers(1, 80)),
+                                          write_latency=int(self.rng.integers(1, 40)), stall_rate=stall)
         cocotb.start_soon(Clock(dut.ap_clk, CLOCK_NS, unit="ns").start())
         # cocotbext-axi logs every transfer (and its banner) at INFO: keep the logs readable and the sims fast
         logging.getLogger(f"cocotb.{dut._name}").setLevel(logging.WARNING)
@@ -422,9 +432,15 @@ async def run_timed(tb: KernelTB, job: Job, what: str) -> int:
     return tb._t_done - tb._t_start
 
 
+def rtl_dense(spec) -> bool:
+    """Whether the RTL kernel runs DENSE (sat_seq.sv.j2: a grouped record of M positions must be whole
+    core beats of N; with N not dividing M the kernel refuses DENSE with bad_mode)."""
+    return spec.m % spec.n == 0
+
+
 def _modes(tb: KernelTB) -> list[str]:
-    """GEMM modes of the kernel."""
-    return [m for m in ("SPARSE", "DENSE") if m in tb.regmap["modes"]]
+    """GEMM modes the RTL kernel runs."""
+    return [m for m in ("SPARSE", "DENSE") if m in tb.regmap["modes"] and (m != "DENSE" or rtl_dense(tb.spec))]
 
 
 PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
@@ -566,6 +582,8 @@ async def test_bad_registers(dut):
         ("misaligned b", dict(ptr=("b", tb.wb // 2)), {"misaligned"}),
         ("k 0 and misaligned", dict(k=0, ptr=("b", 8)), {"bad_size", "misaligned"}),
     ]
+    if not rtl_dense(s):
+        cases_.append(("DENSE with N not dividing M", dict(mode=modes["DENSE"]), {"bad_mode"}))
     if "PRUNE" in modes and not rtl_prune(s):     # this kernel's PRUNE needs rows = cols = M: refused cleanly
         cases_.append(("PRUNE", dict(mode=modes["PRUNE"]), {"bad_mode"}))
     if rtl_prune(s):
@@ -648,7 +666,7 @@ async def test_cycle_measurement(dut):
             jobs.append({"mode": mode, "gemm": [m, k, n] if mode != "PRUNE" else [m, k, 0], "cycles": cycles,
                          "sim_cycles": int((get_sim_time("ns") - t_wall) // CLOCK_NS)})
     mem = {**model.to_dict(), "read_latency_note": "cycles from the AR handshake to the first R beat",
-           "write_latency_note": "not modelled: B follows the last W beat at once",
+           "write_latency_note": "cycles from a burst's last W beat to its B response",
            "words_per_cycle_note": "each bundle its own memory: at most one R beat per cycle per bundle"}
     report = {"jobs": jobs, "memory": mem}
     Path(out).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -203,6 +203,30 @@ def test_cycles_report(arch):
     assert report["ratio"] >= 0.95 * ideal
 
 
+@pytest.mark.parametrize("arch", ["sat_2x8", "dense"])
+def test_kernel_cycles_report(arch):
+    """sat_kernel end to end (ap_start -> ap_done) on the core benchmark's GEMM, no pauses: the core's own
+    cycle count plus a fixed per-job overhead (the first read's latency, the last write's B response and a
+    few cycles of setup and draining), the same in every mode: the memory side adds nothing per beat."""
+    from gen.memmodel import MemoryModel
+    from sim.run import benchmark_gemm, measure_kernel_cycles
+
+    _verilator()
+    spec = preset(arch)
+    gemm = benchmark_gemm(spec)
+    report = measure_kernel_cycles(generated(arch), spec, [gemm], read_latency=64)
+    mem = MemoryModel(**{k: v for k, v in report["memory"].items() if not k.endswith("_note")})
+    assert mem.read_latency == 64 and mem.stall_rate == 0.0
+    tiles = -(-gemm[0] // spec.rows) * -(-gemm[2] // spec.cols)
+    overhead = {}
+    for job in report["jobs"]:
+        if job["mode"] != "PRUNE":
+            overhead[job["mode"]] = job["cycles"] - core_cycles(spec, job["mode"], gemm[1], tiles)
+    assert overhead and all(mem.read_latency + mem.write_latency < o <= mem.read_latency + mem.write_latency + 64
+                            for o in overhead.values()), overhead
+    assert max(overhead.values()) - min(overhead.values()) <= 8, overhead
+
+
 def test_hls_exported_rtl():
     """The kernel testbench on Vitis HLS's exported RTL: runs only where Vitis HLS produced it."""
     import sim.tb_hls_kernel  # noqa: F401  (the testbench at least imports everywhere)
