@@ -127,9 +127,12 @@ def build_rtl_library(out_dir: str | Path, *, sources: list[str | Path] | None =
     # The tracing variant is for looking at waveforms, not for speed: -O0 builds it in about half the time.
     opt = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0" if trace else "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"
     cflags = CFLAGS.replace("-O2", "-O0") if trace else CFLAGS      # CFLAGS holds -O2
-    flags = ["--cc", "--exe", "--build", "-j", "2", "--top-module", top, "--prefix", "Vkernel",
+    # Verilator -O3: about 10 % more cycles per second on sat_2x8's kernel (measured: 151-205 k -> 166-227 k per
+    # CPU second at load 4-7). X-initial stays "unique" (random power-up values: reset bugs show).
+    flags = ["--cc", "--exe", "--build", "-O3", "-j", "2", "--top-module", top, "--prefix", "Vkernel",
              "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-TIMESCALEMOD", "-CFLAGS", cflags,
-             "-MAKEFLAGS", opt, "-LDFLAGS", "-shared", *trace_flags]
+             "-MAKEFLAGS", opt, "-LDFLAGS", "-shared", *trace_flags,
+             *os.environ.get("SATGEN_RTLSIM_VFLAGS", "").split()]      # extra Verilator options (in the hash)
     digest = _digest([harness, *srcs], [version, top, *flags])
     root = cache_root()
     arch = json.loads((out / "regmap.json").read_text())["arch"] if (out / "regmap.json").is_file() else out.name
