@@ -6,6 +6,8 @@
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
 #   make sweep [SWEEP_ARGS=...]        design-space sweep: model + Yosys synthesis on Dask
+#   make fuzz ARCH=... [SECONDS=60] [SEED=1]  random jobs on the Verilator-built RTL kernel vs the golden model
+#   make validate ARCH=...             cycle model vs the RTL kernel on ResNet-18's calls -> bench.json model_vs_rtl_kernel
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
 #   make bitstream IMPL=rtl            the same with the SystemVerilog kernel (Vivado IP packaging)
 SHELL := /bin/bash
@@ -20,13 +22,15 @@ VERILATOR_BIN = $(shell $(PY) -c 'import sysconfig,os;print(os.path.join(sysconf
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 SPEC_ARGS := $(if $(SPEC),--spec $(SPEC),--arch $(ARCH))
 PYTEST_ARGS ?=
+SECONDS ?= 60
+SEED ?= 1
 # bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
 IMPL ?= hls
 
-.PHONY: help setup gen csim sim synth test bench sweep hls bitstream clean distclean
+.PHONY: help setup gen csim sim synth test bench fuzz validate sweep hls bitstream clean distclean
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(SETUP_STAMP)
 
@@ -47,6 +51,12 @@ synth: gen
 
 bench: gen
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.bench --out $(OUT)
+
+fuzz: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.fuzz --out $(OUT) --seconds $(SECONDS) --seed $(SEED)
+
+validate: gen
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m gen.validate --out $(OUT)
 
 # make sweep [SWEEP_ARGS="--arrays 8x8,16x16 --ratios 2:8 --depths 512 --workers 2 --scheduler tcp://host:8786"]
 sweep: setup

@@ -303,6 +303,9 @@ def _make_device(arch: Arch, backend: str, options: dict) -> Device:
     if backend == "xrt":
         from .backends.xrt_backend import XrtDevice
         return XrtDevice(arch, **options)
+    if backend == "rtl":
+        from .backends.rtl import RtlDevice
+        return RtlDevice(arch, **options)
     from .backends import BACKENDS
     raise BackendUnavailableError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
