@@ -319,9 +319,9 @@ def gap_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> di
 
 # Variants of the RTL kernel's memory system and buffers around the headline (each one change).
 VARIANTS = [
-    ("RTL kernel as generated: regmap banks (per_bank), B reuse", {}),
+    ("RTL kernel as generated: regmap banks (per_bank), B streamed for every output tile", {}),
     ("all bundles on one shared channel (banking=shared)", {"banking": "shared"}),
-    ("no B reuse: B streamed for every output tile (the RTL kernel on branch rtl today)", {"b_reuse": False}),
+    ("what-if: a ping-pong B buffer reused across row tiles (not built)", {"b_reuse": True}),
     ("read latency 256, write latency 128 cycles", {"read_latency": 256, "write_latency": 128}),
     ("sustained 0.8 word/cycle per channel (DDR efficiency)", {"words_per_cycle": 0.8}),
     ("half the bandwidth per channel (0.5 word/cycle)", {"words_per_cycle": 0.5}),

@@ -75,13 +75,14 @@ class Schedule:
     fetch: "rtl_kernel" models the RTL kernel's dataflow (module docstring) on ``memory``;
       "hls_loops" takes the generated HLS kernel's trip counts from gen/hls_schedule.py (``memory`` not used).
     memory: the MemoryModel of the DDR (the same object configures the Verilator harness).
-    b_reuse: the ping-pong B buffer keeps a column tile for all its row tiles (the hardware);
-      False streams B from memory for every output tile (an ablation: what the reuse buys).
+    b_reuse: False (the RTL kernel as generated) streams B from memory again for every output tile;
+      True models a ping-pong B buffer that keeps a column tile for all its row tiles (designed in
+      docs/RTL.md, not built yet: a what-if, so bench shows what the buffer would buy).
     """
 
     fetch: str = "rtl_kernel"
     memory: MemoryModel = DEFAULT_MEMORY
-    b_reuse: bool = True
+    b_reuse: bool = False
 
     def __post_init__(self) -> None:
         if self.fetch not in FETCHES:
@@ -362,7 +363,7 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
 
 
 def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel = DEFAULT_MEMORY,
-                b_reuse: bool = True) -> GemmCost:
+                b_reuse: bool = False) -> GemmCost:
     """Modelled cycles (with their breakdown) of ONE call of the RTL kernel in SPARSE or DENSE mode.
 
     C[rows][cols] = A[rows][k] . B[k][cols] within the spec's limits (one call), from ap_start to
@@ -382,11 +383,11 @@ def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: Me
 
 
 def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
-                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = True) -> int:
+                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = False) -> int:
     """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
 
-    ``b_reuse=False`` models a kernel that streams B again for every output tile (the RTL kernel
-    of branch rtl at 369f62d does, before its ping-pong B buffer)."""
+    ``b_reuse=False`` (default) is the RTL kernel as generated: B streamed again for every output
+    tile; ``True`` the what-if of a ping-pong B buffer."""
     return kernel_call(spec, mode, rows, k, cols, mem, b_reuse).cycles
 
 

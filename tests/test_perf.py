@@ -103,7 +103,7 @@ def test_kernel_call_charges_operands_at_their_packed_abi_v2_size():
         b_bytes = abi.pack_grouped(rng.integers(-128, 128, (cols, k)), spec.cols).size   # B^T by columns
         c_bytes = abi.pack_result(np.zeros((rows, cols), np.int64)).size
         n_rt, n_ct = -(-rows // spec.rows), -(-cols // spec.cols)
-        call = perf.kernel_call(spec, mode, rows, k, cols)
+        call = perf.kernel_call(spec, mode, rows, k, cols, b_reuse=True)
         streaming = g > spec.abuf_depth
         assert call.b_streaming_calls == int(streaming)
         # A once per column tile; B once (ping-pong reuse) or once per output tile when streaming.
@@ -120,16 +120,16 @@ def test_kernel_call_compute_bound_by_hand():
     # memory moves at most 64 words on one bank: compute bound. Exposed: read latency + the first B
     # column tile before compute; the last result tile's 4 words + the write response at the end.
     mem = MemoryModel()
-    call = perf.kernel_call(spec, "SPARSE", 16, 512, 24, mem)
+    call = perf.kernel_call(spec, "SPARSE", 16, 512, 24, mem, b_reuse=True)
     core = sim_cycles.core_cycles(spec, "SPARSE", 512, 6)
     assert call.core_busy == core
     assert call.stalls == {}
     fixed = perf.KERNEL_CALL_OVERHEAD             # the kernel's pipeline, calibrated on the RTL kernel
     assert call.start == fixed + mem.read_latency + 64 and call.tail == 4 + mem.write_latency
-    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem) == core + fixed + 64 + 64 + 4 + 32
+    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem, b_reuse=True) == core + fixed + 64 + 64 + 4 + 32
     # Only the exposed latencies move with them (the masters' in-flight words still cover the round trip).
     slower = MemoryModel(read_latency=100, write_latency=40)
-    assert perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, slower) == call.cycles + 36 + 8
+    assert perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, slower, b_reuse=True) == call.cycles + 36 + 8
 
 
 def test_bundles_on_one_channel_share_its_bandwidth():
@@ -137,9 +137,9 @@ def test_bundles_on_one_channel_share_its_bandwidth():
     # One row tile, 3 column tiles, G = 64: per column tile the core computes 64 cycles; one shared
     # channel moves A (16 + 7 words), the next column tile's B (64) and the result (4) = 91 words:
     # 27 stall cycles in each of the first two column tiles; the last one loads no B (27 words).
-    shared = perf.kernel_call(spec, "SPARSE", 8, 512, 24, MemoryModel(banking="shared"))
+    shared = perf.kernel_call(spec, "SPARSE", 8, 512, 24, MemoryModel(banking="shared"), b_reuse=True)
     assert shared.stalls == {"shared channel (a_val+a_idx+b+c)": 2 * 27}
-    per_bank = perf.kernel_call(spec, "SPARSE", 8, 512, 24, MemoryModel(banking="per_bank"))
+    per_bank = perf.kernel_call(spec, "SPARSE", 8, 512, 24, MemoryModel(banking="per_bank"), b_reuse=True)
     assert per_bank.stalls == {} and shared.cycles == per_bank.cycles + 54
 
 
@@ -152,7 +152,7 @@ def test_bank_mapping_comes_from_the_regmap(monkeypatch):
     monkeypatch.setattr(perf, "pointer_banks", lambda s: dict(banks, b=banks["a_val"]))
     perf._kernel_call.cache_clear()
     try:
-        call = perf.kernel_call(spec, "SPARSE", 8, 512, 24)
+        call = perf.kernel_call(spec, "SPARSE", 8, 512, 24, b_reuse=True)
         assert call.stalls == {f"bank {banks['a_val']} (a_val+b)": 2 * 16}
     finally:
         perf._kernel_call.cache_clear()
@@ -162,19 +162,19 @@ def test_b_streaming_and_read_latency_beyond_the_in_flight_words():
     spec = S28
     g = spec.abuf_depth + 88                      # a B column tile deeper than a buffer bank
     k = g * spec.m
-    assert perf.kernel_call(spec, "SPARSE", 8, (g - 88) * spec.m, 8).b_streaming_calls == 0
-    fast = perf.kernel_call(spec, "SPARSE", 8, k, 8)
+    assert perf.kernel_call(spec, "SPARSE", 8, (g - 88) * spec.m, 8, b_reuse=True).b_streaming_calls == 0
+    fast = perf.kernel_call(spec, "SPARSE", 8, k, 8, b_reuse=True)
     assert fast.b_streaming_calls == 1 and fast.stalls == {}   # one word per cycle meets one record per cycle
     # 4 bursts of 64 words in flight (F = 256) over a 448 + 64 = 512 cycle round trip: the first
     # window arrives after the call's start (which holds the latency), each later window one round
     # trip after the one before, one word per cycle. The g = 600 words of the streamed B have
     # arrived 2 x 512 + 88 cycles after the first, against g cycles of compute.
     lat = READ_OUTSTANDING * READ_MAX_BURST * 2 - READ_MAX_BURST
-    slow = perf.kernel_call(spec, "SPARSE", 8, k, 8, MemoryModel(read_latency=lat))
+    slow = perf.kernel_call(spec, "SPARSE", 8, k, 8, MemoryModel(read_latency=lat), b_reuse=True)
     assert slow.stalls == {"b master, B streaming": 2 * 512 + (g - 1 - 2 * 256) + 1 - g}
     # Without B reuse every call streams B; with it only over-deep column tiles do.
     assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32, Schedule(b_reuse=False)).b_streaming_calls == 1
-    assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32).b_streaming_calls == 0
+    assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32, Schedule(b_reuse=True)).b_streaming_calls == 0
 
 
 @pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "sat_1x16", "dense"])
