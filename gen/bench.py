@@ -309,7 +309,8 @@ def gap_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> di
         rows.append(["= speedup"] + [f"{s['speedup']:.3f}x" for s in splits.values()])
         log(_table(["cause"] + list(splits), rows))
         if kind == "rtl_kernel":
-            log("B streaming (a column tile of B deeper than abuf_depth records, re-read per output tile): "
+            log("B streaming (B's column tile re-read from memory for every output tile: always in the generated "
+                "RTL kernel, which has no B reuse buffer; with one, only tiles deeper than abuf_depth records): "
                 + ", ".join(f"{n} {s['b_streaming_calls']} of {s['calls']} BDWP GEMM calls" for n, s in splits.items())
                 + "; its cost is in the memory-stall rows marked 'B streaming'")
     return out
