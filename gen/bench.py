@@ -523,6 +523,18 @@ def rtl_core_section(spec: ArchSpec, out: Path, log=print) -> dict:
     return val
 
 
+def rtl_kernel_section(out: Path, memory: MemoryModel, log=print) -> dict:
+    """bench.json's model_vs_rtl_kernel keys (gen.validate.model_vs_rtl), or why they are missing."""
+    from hostpy.errors import BackendUnavailableError
+    from .validate import model_vs_rtl
+    log("\n== the model vs the whole RTL kernel (Verilator-built, rtl backend; gen/validate.py) ==")
+    try:
+        return model_vs_rtl(out, memory=memory, log=log)
+    except BackendUnavailableError as e:
+        log(f"bench: model vs RTL kernel skipped: {e}")
+        return {"model_vs_rtl_kernel": [], "model_vs_rtl_kernel_status": f"skipped: {e}"}
+
+
 def resources_section(spec: ArchSpec, out: Path, batch: int, schedule: Schedule, log=print) -> list[dict]:
     res = resource_report(spec, out, batch, schedule)
     log("\n== resources (Yosys synth_xilinx, reports/synth.json of each generated preset) ==")
@@ -576,6 +588,11 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
     # 1b. Single kernel calls, modelled, for the whole RTL kernel's measurement.
     report["kernel_calls"] = kernel_calls_section(spec, log)
 
+    # 1c. The whole model vs the whole RTL kernel: every distinct call of a ResNet-18 step at batch 1,
+    # measured on the Verilator-built kernel (gen/validate.py, the rtl backend) on the same memory.
+    if rtl:
+        report.update(rtl_kernel_section(out, schedule.memory, log))
+
     # 2. Networks on this architecture: the modelled RTL kernel and the HLS kernel's trip counts.
     report["networks"] = nets = networks_section(spec, batch, schedule, log)
 
@@ -611,7 +628,8 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
 @click.command()
 @click.option("--out", required=True, metavar="DIR", help="generated project (make gen ARCH=... first)")
 @click.option("--batch", default=32, show_default=True, help="training batch size of the workloads")
-@click.option("--rtl/--no-rtl", default=True, help="validate the model's core term against the cocotb core testbench")
+@click.option("--rtl/--no-rtl", default=True, help="validate the model against the RTL: its core term against the cocotb "
+              "core testbench, whole kernel calls against the Verilator-built kernel (model_vs_rtl_kernel)")
 @click.option("--plots/--no-plots", default=True, help="write PNG plots into reports/")
 @click.option("--banking", type=click.Choice(BANKING), default=MemoryModel.banking, show_default=True,
               help="memory banks: each regmap bank its own channel, or one shared channel")
