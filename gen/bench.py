@@ -28,7 +28,7 @@ from .perf import (HLS_KERNEL_SCHEDULE, PASSES, RTL_KERNEL_SCHEDULE, Schedule, S
 from .hls_schedule import II_ASSUMPTIONS
 from .regmap import pointer_banks
 from .spec import PRESETS, ArchSpec, SpecError, load_spec
-from .workloads import NETWORK_SUMMARIES, lower_network, network_names
+from .workloads import NETWORK_SUMMARIES, lower_network, network, network_names
 
 __all__ = ["run_bench", "network_report", "resource_report", "validate_against_rtl", "validation_shapes",
            "gap_split", "variant_report", "PAPER_SPEEDUP_2X8", "VARIANTS", "MAX_MODEL_ERROR", "SPEEDUP_GOAL",
@@ -535,6 +535,60 @@ def rtl_kernel_section(out: Path, memory: MemoryModel, log=print) -> dict:
         return {"model_vs_rtl_kernel": [], "model_vs_rtl_kernel_status": f"skipped: {e}"}
 
 
+RUNTIME_N_NETWORK = "resnet18_cifar"
+RUNTIME_N_WHAT = ("speedup: modelled BDWP training step (gen/perf.py at the job's runtime n: ceil(n/n_hw) core beats "
+                  "and A records per group, PRUNE at n) over dense training on the same kernel's DENSE mode, at the "
+                  "bench batch on the default MemoryModel; speedup_rtl_measured: the same step at batch 1, every "
+                  "distinct call measured on ONE Verilator-built kernel (gen.validate.runtime_n_step), bit-exact")
+
+
+def runtime_n_section(spec: ArchSpec, out: Path, batch: int, rtl: bool, log=print) -> dict:
+    """bench.json ``runtime_n`` (ResNet-18 speedup vs n on this one kernel) and ``layerwise_plan``."""
+    from hostpy.plan import network_plan_cost
+    from .regmap import regmap
+    ns = [int(n) for n in regmap(spec)["nm"]["runtime_n"]]
+    log(f"\n== runtime N: {RUNTIME_N_NETWORK} BDWP step vs the job's n on one {spec.name} kernel "
+        f"(nm.runtime_n {ns}; n = M is DENSE mode) ==")
+    rows = []
+    for n in ns:
+        rep = network_plan_cost(spec, RUNTIME_N_NETWORK, n=n, runtime_n=ns, batch=batch)
+        rows.append({"n": n, "m": spec.m, "mode": "SPARSE", "speedup": rep["speedup"], "cycles": rep["cycles"],
+                     "dense_cycles": rep["dense_cycles"], "records_per_group": -(-n // spec.n)})
+    dense_plan = ",".join(f"{la.name}=dense" for la in network(RUNTIME_N_NETWORK))
+    rep = network_plan_cost(spec, RUNTIME_N_NETWORK, plan=dense_plan, runtime_n=ns, batch=batch)
+    rows.append({"n": spec.m, "m": spec.m, "mode": "DENSE", "speedup": rep["speedup"], "cycles": rep["cycles"],
+                 "dense_cycles": rep["dense_cycles"], "records_per_group": None})
+    measured = {}
+    if rtl:
+        from hostpy.errors import BackendUnavailableError
+        from .validate import runtime_n_step
+        try:
+            measured = {r["n"]: r for r in runtime_n_step(out, ns, network=RUNTIME_N_NETWORK, batch=1, log=log)}
+        except BackendUnavailableError as e:
+            log(f"bench: runtime-n RTL measurement skipped: {e}")
+    for r in rows:
+        m = measured.get(r["n"])
+        if m:
+            r.update(speedup_rtl_measured_batch1=m["speedup_rtl_measured"], rtl_step_cycles_batch1=m["rtl_step_cycles"],
+                     model_error_batch1=m["model_error"], bit_exact=m["bit_exact"])
+    log(_table(["n:M", "mode", "records/group", f"speedup (modelled, batch {batch})", "speedup (RTL, batch 1)",
+                "model error (batch 1)"],
+               [[f"{r['n']}:{r['m']}", r["mode"], str(r["records_per_group"] or "-"), f"{r['speedup']:.3f}x",
+                 f"{r['speedup_rtl_measured_batch1']:.3f}x" if "speedup_rtl_measured_batch1" in r else "-",
+                 f"{100 * r['model_error_batch1']:+.2f} %" if "model_error_batch1" in r else "-"] for r in rows]))
+    # A layer-wise plan: a high-sparsity target with milder ends (PGF / SR-STE practice).
+    target = 1
+    plan = "ends-dense,layer1.conv=4:8,layer4.conv=2:8" if spec.m == 8 else "ends-dense"
+    lw = network_plan_cost(spec, RUNTIME_N_NETWORK, plan=plan, n=target, runtime_n=ns, batch=batch)
+    log(f"\nlayer-wise plan '{plan}' at target {target}:{spec.m} (modelled, batch {batch}): "
+        f"speedup {lw['speedup']:.3f}x")
+    log(_table(["layer", "n:M", "modes", "cycles", "dense cycles", "speedup"],
+               [[la["layer"], la["n"], " ".join(f"{p}={m}" for p, m in la["modes"].items()), str(la["cycles"]),
+                 str(la["dense_cycles"]), f"{la['speedup']:.3f}x"] for la in lw["layers"]]))
+    return {"runtime_n": rows, "runtime_n_what": RUNTIME_N_WHAT, "runtime_n_network": RUNTIME_N_NETWORK,
+            "layerwise_plan": {"plan": plan, "target": f"{target}:{spec.m}", **lw}}
+
+
 def resources_section(spec: ArchSpec, out: Path, batch: int, schedule: Schedule, log=print) -> list[dict]:
     res = resource_report(spec, out, batch, schedule)
     log("\n== resources (Yosys synth_xilinx, reports/synth.json of each generated preset) ==")
@@ -605,6 +659,10 @@ def run_bench(out: Path, *, batch: int = 32, rtl: bool = True, plots: bool = Tru
         report["bounds"] = gap_section(spec, batch, schedule, log)
         report["variants"] = variant_report(spec, batch, schedule, log)
         report["batch_sensitivity"] = batch_section(spec, schedule, log)
+
+    # 3b. Runtime N on this one kernel: ResNet-18 speedup vs the job's n, and a layer-wise plan.
+    if spec.sparse:
+        report.update(runtime_n_section(spec, out, batch, rtl, log))
 
     # 4. The other sparse presets (same bench, for the speedup-vs-N:M plot).
     report["presets"] = presets = presets_section(spec, batch, schedule, log)

@@ -111,43 +111,70 @@ def core_source() -> str:
     return "sim.cycles.core_cycles" if _rtl_core_cycles() else "provisional (sim/cycles.py missing)"
 
 
-def _provisional_core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
+def _provisional_core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int, n: int) -> int:
     # Stand-in only while sim/cycles.py does not exist: MICROARCH.md's ideal stream
-    # (ceil(K/step) per tile, drains hidden) plus one array fill and one drain.
-    return tiles * math.ceil(k / _step(spec, mode)) + spec.rows + spec.cols
+    # (the beats per tile, drains hidden) plus one array fill and one drain.
+    return tiles * _beats_per_tile(spec, mode, k, n) + spec.rows + spec.cols
 
 
-def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
-    """Cycles of the streaming core for ``tiles`` output tiles of reduction ``k`` (loads/drains of the core included)."""
+def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int, n: int | None = None) -> int:
+    """Cycles of the streaming core for ``tiles`` output tiles of reduction ``k`` (loads/drains of the core included).
+
+    ``n``: the SPARSE job's kept weights per group (runtime N; default the spec's n_hw)."""
     if mode not in MODES or mode == "PRUNE":
         raise PerfError(f"core mode must be SPARSE or DENSE, got {mode!r}")
     if mode == "SPARSE" and not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no SPARSE mode")
     if k < 1 or tiles < 1:
         raise PerfError(f"k and tiles must be >= 1, got k={k}, tiles={tiles}")
-    f = _rtl_core_cycles() or _provisional_core_cycles
-    return int(f(spec, mode, k, tiles))
+    n = _job_n(spec, mode, n)
+    f = _rtl_core_cycles()
+    if f is None:
+        return _provisional_core_cycles(spec, mode, k, tiles, n)
+    return int(f(spec, mode, k, tiles, n=n) if mode == "SPARSE" else f(spec, mode, k, tiles))
 
 
-def _prune_core_cycles(spec: ArchSpec, groups: int) -> int:
-    """The core's PRUNE job over ``groups`` M-groups (sim.cycles.prune_cycles: C groups per beat)."""
+def _prune_core_cycles(spec: ArchSpec, groups: int, n: int) -> int:
+    """The core's PRUNE job at ``n`` over ``groups`` M-groups (sim.cycles.prune_cycles)."""
     try:
         from sim.cycles import prune_cycles
     except ImportError:
-        return math.ceil(groups / spec.cols) + 3
-    return int(prune_cycles(spec, groups))
+        return math.ceil(groups / spec.cols) * _spg(spec, n) + 3
+    return int(prune_cycles(spec, groups, n=n))
+
+
+def _job_n(spec: ArchSpec, mode: str, n: int | None) -> int | None:
+    """The job's runtime n (SPARSE and PRUNE; default the spec's n_hw), None for DENSE."""
+    if mode == "DENSE":
+        return None
+    n = spec.n if n is None else n
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < spec.m:
+        raise PerfError(f"runtime n must be an integer in [1, M-1={spec.m - 1}], got {n!r}")
+    return n
+
+
+@lru_cache(maxsize=256)
+def _spg(spec: ArchSpec, n: int | None) -> int:
+    """Records (array steps) per group of a SPARSE job at runtime n: the ABI's ceil(n / n_hw)."""
+    return Abi(spec).subrecords(n)
 
 
 def _step(spec: ArchSpec, mode: str) -> int:
-    """Reduction elements the core consumes per cycle in ``mode``."""
+    """Reduction elements one core beat covers in ``mode`` (SPARSE: a group of M, in ceil(n/n_hw) beats)."""
     return spec.m if mode == "SPARSE" else spec.n
 
 
+def _beats_per_tile(spec: ArchSpec, mode: str, k: int, n: int | None) -> int:
+    """Core beats per output tile: ceil(k/M) groups x ceil(n/n_hw) records (SPARSE), ceil(k/N) (DENSE)."""
+    beats = math.ceil(k / _step(spec, mode))
+    return beats * _spg(spec, n) if mode == "SPARSE" else beats
+
+
 @lru_cache(maxsize=4096)
-def _core_split(spec: ArchSpec, mode: str, k: int) -> tuple[int, int]:
+def _core_split(spec: ArchSpec, mode: str, k: int, n: int | None) -> tuple[int, int]:
     """(cycles per additional output tile, fixed fill/drain of one job) from the core formula."""
-    one = core_cycles(spec, mode, k, 1)
-    per_tile = core_cycles(spec, mode, k, 2) - one
+    one = core_cycles(spec, mode, k, 1, n)
+    per_tile = core_cycles(spec, mode, k, 2, n) - one
     return per_tile, one - per_tile
 
 
@@ -273,7 +300,7 @@ def _involves(key: str, arg: str) -> bool:
 
 # ---- one kernel call on the RTL kernel ---------------------------------------------------------
 
-def _check_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> None:
+def _check_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None = None) -> int | None:
     for name, v in (("rows", rows), ("k", k), ("cols", cols)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise PerfError(f"GEMM {name} must be a positive integer, got {v!r}")
@@ -284,19 +311,20 @@ def _check_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> None
     if k > spec.max_k or rows > spec.max_dim or cols > spec.max_dim:
         raise PerfError(f"one kernel call takes k <= max_k={spec.max_k} and rows, cols <= max_dim={spec.max_dim}, "
                         f"got rows={rows}, k={k}, cols={cols} (gemm_cost splits larger GEMMs into calls)")
+    return _job_n(spec, mode, n)
 
 
 @lru_cache(maxsize=16384)
 def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel,
-                 b_reuse: bool) -> GemmCost:
+                 b_reuse: bool, n: int | None) -> GemmCost:
     abi = Abi(spec)
     wb = abi.word_bytes
-    per_tile, fixed = _core_split(spec, mode, k)
+    per_tile, fixed = _core_split(spec, mode, k, n)
     n_rt, n_ct = -(-rows // spec.rows), -(-cols // spec.cols)
     tiles = n_rt * n_ct
     groups = -(-k // spec.m)
     # Every operand at its ABI v2 size; the layout pads every lane tile, so all tiles are equal.
-    size = abi.call_bytes(mode, rows, k, cols)
+    size = abi.call_bytes(mode, rows, k, cols, n)
     a_args = [a for a in ("a_val", "a_idx") if a in size]
     a_tile = {a: size[a] // wb // n_rt for a in a_args}           # one row tile of A, words
     b_tile = size["b"] // wb // n_ct                                # one column tile of B (G records)
@@ -319,7 +347,7 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
     compute = n_rt * per_tile                                        # the core's cycles per column tile
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
     cost.core_busy = tiles * per_tile + fixed
-    if cost.core_busy != core_cycles(spec, mode, k, tiles):          # the split must add up to the formula
+    if cost.core_busy != core_cycles(spec, mode, k, tiles, n):          # the split must add up to the formula
         raise AssertionError("core split does not reproduce sim.cycles.core_cycles")
     # Column tiles: the first n_ct - 1 also load the next column tile's B (unless streaming).
     stalls: dict[str, float] = {}
@@ -352,30 +380,44 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
     # Tail: the last result tile's burst (its words, then the write response).
     cost.tail = math.ceil(c_tile / min(mem.words_per_cycle, 1.0)) + mem.write_latency
     cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
-    cost.beats = tiles * math.ceil(k / _step(spec, mode))
-    cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
+    cost.beats = tiles * _beats_per_tile(spec, mode, k, n)
+    cost.exact_beats = _exact_beats(spec, mode, rows, k, cols, n)
     cost.bytes_in = sum(size[a] for a in a_args) * n_ct + size["b"] * (n_rt if streaming else 1)
     cost.bytes_out = size["c"]
     cost.b_streaming_calls = int(streaming)
-    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
-    cost.mults = rows * cols * kept
+    cost.mults = _useful_mults(spec, mode, rows, k, cols, n)
+    return cost
+
+
+def _exact_beats(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None) -> float:
+    """Beats without padding to tiles and groups: rows*cols*k / (R*C*step), x ceil(n/n_hw) sparse."""
+    spg = _spg(spec, n) if mode == "SPARSE" else 1
+    return rows * cols * k * spg / (spec.rows * spec.cols * _step(spec, mode))
+
+
+def _useful_mults(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None) -> int:
+    """Multiplies with a useful operand: n kept weights per group (SPARSE), every k (DENSE)."""
+    kept = math.ceil(k / spec.m) * n if mode == "SPARSE" else k
+    return rows * cols * kept
+
     return cost
 
 
 def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel = DEFAULT_MEMORY,
-                b_reuse: bool = False) -> GemmCost:
+                b_reuse: bool = False, n: int | None = None) -> GemmCost:
     """Modelled cycles (with their breakdown) of ONE call of the RTL kernel in SPARSE or DENSE mode.
 
     C[rows][cols] = A[rows][k] . B[k][cols] within the spec's limits (one call), from ap_start to
     the last write response, on the memory ``mem`` (the MemoryModel the Verilator harness uses, so
     a measured call and this one compare like for like). Kernel launch / AXI-Lite overhead is not
     included. The returned GemmCost splits the cycles into core_busy (sim.cycles.core_cycles),
-    start, tail and stalls.
+    start, tail and stalls. ``n``: a SPARSE call's runtime n (default the spec's n_hw): A carries
+    ceil(n / n_hw) records per group and the core takes as many beats per group.
     """
-    _check_call(spec, mode, rows, k, cols)
+    n = _check_call(spec, mode, rows, k, cols, n)
     if not isinstance(mem, MemoryModel):
         raise PerfError(f"mem must be a gen.memmodel.MemoryModel, got {type(mem).__name__}")
-    c = _kernel_call(spec, mode, rows, k, cols, mem, b_reuse)
+    c = _kernel_call(spec, mode, rows, k, cols, mem, b_reuse, n)
     out = GemmCost()
     out.add(c)
     out.loop_order = c.loop_order
@@ -383,19 +425,19 @@ def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: Me
 
 
 def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
-                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = False) -> int:
+                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = False, n: int | None = None) -> int:
     """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
 
     ``b_reuse=False`` (default) is the RTL kernel as generated: B streamed again for every output
     tile; ``True`` the what-if of a ping-pong B buffer."""
-    return kernel_call(spec, mode, rows, k, cols, mem, b_reuse).cycles
+    return kernel_call(spec, mode, rows, k, cols, mem, b_reuse, n).cycles
 
 
 @lru_cache(maxsize=4096)
-def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost:
+def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int) -> GemmCost:
     abi = Abi(spec)
     wb = abi.word_bytes
-    size = abi.call_bytes("PRUNE", rows, k, 1)
+    size = abi.call_bytes("PRUNE", rows, k, 1, n)
     channels = _channels(spec, mem)
     w_words = size["a_val"] // wb
     outs = {a: size[a] // wb for a in ("ff_val", "ff_idx", "bp_val", "bp_idx")}
@@ -405,11 +447,11 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
     bp_groups = -(-k // spec.rows) * spec.rows * -(-rows // spec.m)
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
     # One core job over both passes (sim.cycles.prune_cycles of all groups; docs/RTL.md "PRUNE").
-    cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups)
+    cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups, n)
     # FF pass: W in memory order, one read command; BP pass: W again, one one-record command each.
     # The read DMA runs ahead from the FF pass into the BP pass, so W's two reads are one stream
     # (its first window arrives at full rate after the start, as for a GEMM's operands).
-    cost.beats = -(-ff_groups // spec.cols) + -(-bp_groups // spec.cols)
+    cost.beats = (-(-ff_groups // spec.cols) + -(-bp_groups // spec.cols)) * _spg(spec, n)
     rates = {"a_val": _read_rate(mem, min(w_words, READ_MAX_BURST)), **wrates}
     t, key = _memory_time({"a_val": 2 * w_words, **outs}, rates, channels, mem)
     if key == "a_val master":
@@ -428,35 +470,37 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel) -> GemmCost
     return cost
 
 
-def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEMORY) -> GemmCost:
+def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEMORY, n: int | None = None) -> GemmCost:
     """Modelled cycles of one PRUNE call of the RTL kernel on the dense master W[rows][k].
 
     One core job (``sim.cycles.prune_cycles`` of all groups) streams W (grouped records, R rows x M
     positions) through the core's C prune lanes once per copy: the FF copy (groups along k, lanes =
     rows; W in memory order), then the BP copy (groups along rows, lanes = columns; W again, one
     record per read command, transposed by wiring in the RTL kernel). A pass waits when the
-    memory's time for W and that copy exceeds its beats.
+    memory's time for W and that copy exceeds its beats. ``n``: the top-n kept per group (runtime
+    N, default the spec's n_hw); each copy then has ceil(n / n_hw) records per group.
     """
     if not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
-    _check_call(spec, "SPARSE", rows, k, 1)
-    c = _prune_call(spec, rows, k, mem)
+    n = _check_call(spec, "SPARSE", rows, k, 1, n)
+    c = _prune_call(spec, rows, k, mem, n)
     out = GemmCost()
     out.add(c)
     out.loop_order = c.loop_order
     return out
 
 
-def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KERNEL_SCHEDULE) -> GemmCost:
-    """PRUNE of W[rows][k] under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops."""
+def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KERNEL_SCHEDULE,
+               n: int | None = None) -> GemmCost:
+    """PRUNE of W[rows][k] at runtime ``n`` under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops."""
     if schedule.fetch == "hls_loops":
-        return hls_prune_cost(spec, rows, k)
+        return hls_prune_cost(spec, rows, k, n)
     if not spec.sparse:
         raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
     total = GemmCost()
     for rr, rn in _splits(rows, spec.max_dim):              # W beyond the call limits: several calls
         for kk, kn in _splits(k, spec.max_k):
-            total.add(prune_call(spec, rr, kk, schedule.memory), rn * kn)
+            total.add(prune_call(spec, rr, kk, schedule.memory, n), rn * kn)
     return total
 
 
@@ -502,7 +546,7 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
 # tests/test_csim.py checks it against the C-simulated kernel's own loop counters. These wrappers
 # only put its figures into GemmCost's breakdown; they never recount a loop.
 
-def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCost:
+def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None) -> GemmCost:
     """One GEMM call of the generated HLS kernel: gen.hls_schedule.gemm_schedule in GemmCost form.
 
     beats = array steps (the compute loop's trips), start = the first B tile on chip before step 0,
@@ -512,7 +556,7 @@ def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCo
     """
     from . import hls_schedule
     try:
-        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
+        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols, **({} if n in (None, spec.n) else {'n': n}))  # TODO(merge hlsn)
     except hls_schedule.HlsScheduleError as e:
         raise PerfError(str(e)) from None
     abi = Abi(spec)
@@ -526,15 +570,14 @@ def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> GemmCo
     if wait:
         cost.stalls[f"{sch.bound} loop"] = wait
     cost.b_streaming_calls = sch.b_streaming_calls
-    cost.exact_beats = rows * cols * k / (spec.rows * spec.cols * _step(spec, mode))
+    cost.exact_beats = _exact_beats(spec, mode, rows, k, cols, n)
     cost.bytes_in = (t["read_a"] + t["read_i"] + t["read_b"]) * abi.word_bytes
     cost.bytes_out = t["drain"] * abi.word_bytes
-    kept = math.ceil(k / spec.m) * spec.n if mode == "SPARSE" else k
-    cost.mults = rows * cols * kept
+    cost.mults = _useful_mults(spec, mode, rows, k, cols, n)
     return cost
 
 
-def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
+def hls_prune_cost(spec: ArchSpec, rows: int, k: int, n: int | None = None) -> GemmCost:
     """PRUNE of W[rows][k] on the generated HLS kernel: gen.hls_schedule.prune_schedule per call
     (trip counts under hls_schedule.II_ASSUMPTIONS, not cycles)."""
     from . import hls_schedule
@@ -544,7 +587,7 @@ def hls_prune_cost(spec: ArchSpec, rows: int, k: int) -> GemmCost:
     wb = spec.axi_bits // 8
     for rr, rn in _splits(rows, spec.max_dim):
         for kk, kn in _splits(k, spec.max_k):
-            sch = hls_schedule.prune_schedule(spec, rr, kk)
+            sch = hls_schedule.prune_schedule(spec, rr, kk, **({} if n in (None, spec.n) else {'n': n}))  # TODO(merge hlsn)
             t = sch.trips
             one = GemmCost(cycles=sch.cycles, core_busy=sch.cycles, beats=sch.cycles, launches=1,
                            loop_order="hls_loops",
@@ -562,12 +605,13 @@ def _splits(length: int, limit: int) -> list[tuple[int, int]]:
 
 
 def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
-              schedule: Schedule = BEST_SCHEDULE) -> GemmCost:
+              schedule: Schedule = BEST_SCHEDULE, n: int | None = None) -> GemmCost:
     """Modelled cycles of C[rows][cols] = A[rows][k] . B[k][cols] in ``mode``: the sum of its kernel calls.
 
     Dimensions above the spec's limits are split into several calls (k above ``max_k``: partial
     results summed by the host, outside this model). Each call is :func:`kernel_call` on
     ``schedule.memory`` (or, for ``fetch="hls_loops"``, gen/hls_schedule.py's trip counts of the HLS kernel).
+    ``n``: a SPARSE GEMM's runtime n (kept weights per group of M; default the spec's n_hw).
     """
     for name, v in (("rows", rows), ("k", k), ("cols", cols)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -577,10 +621,10 @@ def gemm_cost(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
         for kk, kn in _splits(k, spec.max_k):
             for c, cn in _splits(cols, spec.max_dim):
                 if schedule.fetch == "hls_loops":
-                    core_cycles(spec, mode, kk, 1)                       # same argument checks
-                    one = _hls_call(spec, mode, r, kk, c)
+                    core_cycles(spec, mode, kk, 1, n)                    # same argument checks
+                    one = _hls_call(spec, mode, r, kk, c, _job_n(spec, mode, n))
                 else:
-                    one = kernel_call(spec, mode, r, kk, c, schedule.memory, schedule.b_reuse)
+                    one = kernel_call(spec, mode, r, kk, c, schedule.memory, schedule.b_reuse, n)
                 total.add(one, rn * kn * cn)
     return total
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["validation_calls", "model_vs_rtl", "main"]
+__all__ = ["validation_calls", "model_vs_rtl", "runtime_n_step", "main"]
 
 
 def validation_calls(spec, network: str = "resnet18_cifar", batch: int = 1) -> list[dict]:
@@ -57,32 +57,36 @@ def validation_calls(spec, network: str = "resnet18_cifar", batch: int = 1) -> l
     return calls
 
 
-def _model_cycles(spec, call: dict, memory) -> int | None:
-    """The model's cycles of ``call`` (None where this tree's gen/perf.py has no per-call RTL-kernel model)."""
+def _model_cycles(spec, call: dict, memory, n: int | None = None) -> int | None:
+    """The model's cycles of ``call`` at runtime ``n`` (None where this tree's gen/perf.py has no per-call RTL-kernel model)."""
     from . import perf
     if not hasattr(perf, "kernel_call_cycles") or not hasattr(perf, "prune_call"):
         return None
     if call["mode"] == "PRUNE":
-        return int(perf.prune_call(spec, call["rows"], call["k"], memory).cycles)
-    return int(perf.kernel_call_cycles(spec, call["mode"], call["rows"], call["k"], call["cols"], memory))
+        return int(perf.prune_call(spec, call["rows"], call["k"], memory, n=n).cycles)
+    if call["mode"] == "DENSE":
+        n = None
+    return int(perf.kernel_call_cycles(spec, call["mode"], call["rows"], call["k"], call["cols"], memory, n=n))
 
 
-def _run_on_rtl(acc, call: dict, rng) -> bool:
-    """Run ``call`` on the kernel through the Accelerator (one kernel call); True if bit-exact vs golden."""
+def _run_on_rtl(acc, call: dict, rng, n: int | None = None) -> bool:
+    """Run ``call`` (SPARSE/PRUNE at runtime ``n``, default the spec's) on the kernel through the
+    Accelerator (one kernel call); True if bit-exact vs golden."""
     from hostpy import golden, nm
     s = acc.spec
     hi = 1 << (s.data_bits - 1)
     dt = acc.arch.data_dtype
     rows, k, cols = call["rows"], call["k"], call["cols"]
+    n = s.n if n is None else n
     a = rng.integers(-hi, hi, (rows, k)).astype(dt)
     if call["mode"] == "PRUNE":
-        got = acc.prune(a)
-        ff, bp = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
+        got = acc.prune(a, n=n)
+        ff, bp = golden.prune(a, n, s.m, data_bits=s.data_bits)
         return all(np.array_equal(x, y) for x, y in ((got.ff.values, ff.values), (got.ff.indices, ff.indices),
                                                       (got.bp.values, bp.values), (got.bp.indices, bp.indices)))
     b = rng.integers(-hi, hi, (k, cols)).astype(dt)
     if call["mode"] == "SPARSE":
-        comp = nm.compress(a, s.n, s.m, axis=1)
+        comp = nm.compress(a, n, s.m, axis=1)
         return np.array_equal(acc.gemm_sparse(comp, b), golden.gemm_sparse(comp, b, data_bits=s.data_bits,
                                                                             acc_bits=s.acc_bits))
     return np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, data_bits=s.data_bits, acc_bits=s.acc_bits))
@@ -153,6 +157,73 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
     acc.close()
     log(f"validate: max |error| {out['model_vs_rtl_kernel_max_error']}; {sim_cycles} cycles simulated, "
         f"{wall:.0f} s wall")
+    return out
+
+
+def runtime_n_step(out_dir: str | Path, ns, *, network: str = "resnet18_cifar", batch: int = 1, memory=None,
+                   log=print) -> list[dict]:
+    """One BDWP training step of ``network`` at each runtime n of ``ns``, measured on ONE kernel.
+
+    Every distinct call (gen.workloads.lower_network; the sparse layers' GEMMs at n, their PRUNE at
+    n, the other GEMMs DENSE) runs once on the Verilator-built kernel (rtl backend, ``memory``),
+    bit-exact against hostpy.golden; the step's cycles are the measured cycles weighted by each
+    call's count in the step. The dense reference is the same step with every GEMM in the same
+    kernel's DENSE mode and no PRUNE (measured once). Returns per n: {n, m, rtl_step_cycles,
+    rtl_dense_step_cycles, speedup_rtl_measured, model_step_cycles (gen.perf on the same calls and
+    memory), model_error, bit_exact}.
+    """
+    import hostpy
+    from .memmodel import MemoryModel
+    from .workloads import lower_network, network as layers_of
+    memory = memory or MemoryModel()
+    acc = hostpy.open(out_dir, backend="rtl", memory=memory)
+    spec = acc.spec
+    rng = np.random.default_rng(1)
+    gemms = lower_network(network, batch=batch, m=spec.m, bdwp=True)
+    sparse_layers = {g.layer for g in gemms if g.sparse}
+    prunes = [(la.cout, la.reduction, la.count) for la in layers_of(network) if la.name in sparse_layers]
+    measured: dict[tuple, tuple[int, int, bool]] = {}      # (mode, n, rows, k, cols) -> (rtl, model, exact)
+
+    def run(mode: str, n: int | None, rows: int, k: int, cols: int) -> tuple[int, int, bool]:
+        key = (mode, n, rows, k, cols)
+        if key not in measured:
+            call = {"mode": mode, "rows": rows, "k": k, "cols": cols}
+            before = acc.calls
+            exact = _run_on_rtl(acc, call, rng, n)
+            if acc.calls - before != 1:
+                raise RuntimeError(f"{mode} {rows}x{k}x{cols}: expected one kernel call, the host made "
+                                   f"{acc.calls - before}")
+            measured[key] = (acc.device.last_cycles, _model_cycles(spec, call, memory, n), exact)
+        return measured[key]
+
+    def step(n: int | None) -> tuple[int, int, bool]:
+        rtl = model = 0
+        exact = True
+        for g in gemms:
+            mode = "SPARSE" if (g.sparse and n is not None) else "DENSE"
+            r, mdl, ok = run(mode, n if mode == "SPARSE" else None, g.rows, g.k, g.cols)
+            rtl, model, exact = rtl + g.count * r, model + g.count * mdl, exact and ok
+        for rows, k, count in (prunes if n is not None else []):
+            r, mdl, ok = run("PRUNE", n, rows, k, 0)
+            rtl, model, exact = rtl + count * r, model + count * mdl, exact and ok
+        return rtl, model, exact
+
+    t0 = time.monotonic()
+    log(f"runtime n: {spec.name}: one {network} BDWP step at batch {batch} per n, measured on the rtl backend")
+    dense_rtl, dense_model, dense_ok = step(None)
+    log(f"  dense (DENSE mode, no PRUNE): rtl {dense_rtl} cycles, model {dense_model}  ({time.monotonic() - t0:.0f} s)")
+    out = []
+    for n in ns:
+        rtl, model, ok = step(n)
+        rec = {"n": n, "m": spec.m, "rtl_step_cycles": rtl, "rtl_dense_step_cycles": dense_rtl,
+               "speedup_rtl_measured": round(dense_rtl / rtl, 4), "model_step_cycles": model,
+               "model_dense_step_cycles": dense_model, "model_error": round((model - rtl) / rtl, 5),
+               "bit_exact": bool(ok and dense_ok)}
+        out.append(rec)
+        log(f"  n={n}:{spec.m}  rtl {rtl} cycles  speedup {rec['speedup_rtl_measured']:.3f}x  model {model} "
+            f"({100 * rec['model_error']:+.2f} %)  {'bit-exact' if rec['bit_exact'] else 'MISMATCH'}  "
+            f"({time.monotonic() - t0:.0f} s)")
+    acc.close()
     return out
 
 

@@ -15,7 +15,6 @@ numpy-free and gen-free at import (a board imports it); the cost functions impor
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,27 +146,28 @@ def pass_modes(phase: Phase, method: str, needs_dx: bool, m_hw: int, runtime_n
 # ---- cost -----------------------------------------------------------------------------------------
 
 def runtime_n_gemm_cycles(spec, n: int, rows: int, k: int, cols: int) -> int:
-    """THE runtime-N cost rule (MICROARCH: a group of n kept weights takes ceil(n / n_hw) cycles).
+    """Modelled cycles of a SPARSE GEMM keeping n weights per M-group (runtime N).
 
-    A SPARSE GEMM keeping n weights per M-group on hardware with n_hw multipliers per PE costs
-    ceil(n / n_hw) times the cycles gen.perf models for the same GEMM at n_hw.
+    The cost rule (MICROARCH: a group of n kept weights takes ceil(n / n_hw) array steps, and A
+    carries ceil(n / n_hw) records per group) lives in gen.perf (``gemm_cost(..., n=n)``), which
+    charges the core's beats and the operands' ABI v2 sizes at that n.
     """
-    if not 1 <= n <= spec.m:
-        raise ValueError(f"runtime n={n} outside 1..M={spec.m}")
-    return math.ceil(n / spec.n) * _perf_gemm(spec, "SPARSE", rows, k, cols)
+    if not 1 <= n < spec.m:
+        raise ValueError(f"runtime n={n} outside 1..M-1={spec.m - 1} (n = M is DENSE)")
+    return _perf_gemm(spec, "SPARSE", rows, k, cols, n)
 
 
 @lru_cache(maxsize=4096)
-def _perf_gemm(spec, mode: str, rows: int, k: int, cols: int) -> int:
+def _perf_gemm(spec, mode: str, rows: int, k: int, cols: int, n: int | None = None) -> int:
     from gen.perf import gemm_cost
-    return gemm_cost(spec, mode, rows, k, cols).cycles
+    return gemm_cost(spec, mode, rows, k, cols, n=n).cycles
 
 
 @lru_cache(maxsize=1024)
-def prune_cycles(spec, rows: int, k: int) -> int:
-    """PRUNE of W[rows, k] (both copies), gen.perf's public prune_cost."""
-    from gen.perf import prune_cost
-    return prune_cost(spec, rows, k).cycles
+def prune_cycles(spec, rows: int, k: int, n: int | None = None) -> int:
+    """PRUNE of W[rows, k] at runtime n (both copies), gen.perf's public prune_cost."""
+    from gen.perf import RTL_KERNEL_SCHEDULE, prune_cost
+    return prune_cost(spec, rows, k, RTL_KERNEL_SCHEDULE, n).cycles
 
 
 def gemm_cycles(spec, mode: str, n: int | None, rows: int, k: int, cols: int) -> int:
@@ -182,7 +182,8 @@ def layer_step_cycles(spec, layer: LayerShape, batch: int, modes: dict[str, tupl
     for p, (rows, k, cols) in layer.gemms(batch).items():
         mode, n = modes[p][0], modes[p][1]
         out[p] = gemm_cycles(spec, mode, n, rows, k, cols)
-    out["PRUNE"] = prune_cycles(spec, layer.cout, layer.k) if modes.get("PRUNE", ("NONE",))[0] == "KERNEL" else 0
+    prune = modes.get("PRUNE", ("NONE", None))
+    out["PRUNE"] = prune_cycles(spec, layer.cout, layer.k, prune[1]) if prune[0] == "KERNEL" else 0
     return out
 
 
@@ -239,7 +240,6 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
     runtime-N kernel), DENSE otherwise; SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
     per-layer n, modes, cycles, the dense-training cycles and the speedup, and the totals.
     """
-    from gen.perf import prune_cost
     from gen.regmap import regmap
     from gen.workloads import lower_network, network
     n = spec.n if n is None else int(n)
@@ -272,7 +272,7 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
             cyc += g.count * gemm_cycles(spec, run[0], run[1], g.rows, g.k, g.cols)
             dense += g.count * gemm_cycles(spec, "DENSE", None, g.rows, g.k, g.cols)
         if any(v.startswith("SPARSE") for v in modes.values()):
-            cyc += la.count * prune_cost(spec, la.cout, la.reduction).cycles
+            cyc += la.count * prune_cycles(spec, la.cout, la.reduction, mode[1])
         out.append({"layer": la.name, "n": f"{target[0]}:{target[1]}" if target else "dense", "modes": modes,
                     "reason": mode[2] if target else "", "cycles": cyc, "dense_cycles": dense,
                     "speedup": round(dense / cyc, 4) if cyc else None})

@@ -28,16 +28,23 @@ __all__ = ["beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beat
 PRUNE_STAGES = 3
 
 
-def beats_per_tile(spec: ArchSpec, mode: str, k: int) -> int:
-    """Input beats per output tile: ceil(K/M) in SPARSE mode, ceil(K/N) in DENSE mode."""
+def _records_per_group(spec: ArchSpec, n: int | None) -> int:
+    """Records per group of a job at runtime n (ABI v2): ceil(n / n_hw)."""
+    from hostpy.abi import Abi
+    return Abi(spec).subrecords(n)
+
+
+def beats_per_tile(spec: ArchSpec, mode: str, k: int, n: int | None = None) -> int:
+    """Input beats per output tile: ceil(K/M) x ceil(n/n_hw) in SPARSE mode, ceil(K/N) in DENSE mode."""
     if mode not in ("SPARSE", "DENSE"):
         raise ValueError(f"mode must be 'SPARSE' or 'DENSE', got {mode!r}")
     if mode == "SPARSE" and not spec.sparse:
         raise ValueError(f"{spec.name} is the dense baseline: it has no SPARSE mode")
     if not 1 <= k <= spec.max_k:
         raise ValueError(f"k must be in [1, {spec.max_k}], got {k}")
-    step = spec.m if mode == "SPARSE" else spec.n
-    return -(-k // step)
+    if mode == "SPARSE":
+        return -(-k // spec.m) * _records_per_group(spec, n)
+    return -(-k // spec.n)
 
 
 def result_beats_per_tile(spec: ArchSpec) -> int:
@@ -45,26 +52,26 @@ def result_beats_per_tile(spec: ArchSpec) -> int:
     return spec.rows // spec.drain_rows
 
 
-def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int) -> int:
+def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int, n: int | None = None) -> int:
     """Cycles from the first input beat to the last result beat of a job of ``tiles`` output tiles."""
     if tiles < 1:
         raise ValueError(f"tiles must be >= 1, got {tiles}")
-    b = beats_per_tile(spec, mode, k)
+    b = beats_per_tile(spec, mode, k, n)
     e = result_beats_per_tile(spec)
     # Last beat at cycle t: products at t, shadow bank loads at the end of t+1, result beats leave
     # at t+2 .. t+E+1; the bank is busy during t+1 .. t+E+1, so the next last beat waits for t+E+2.
     return b + (tiles - 1) * max(b, e + 2) + e + 1
 
 
-def prune_beats(spec: ArchSpec, groups: int) -> int:
+def prune_beats(spec: ArchSpec, groups: int, n: int | None = None) -> int:
     """Beats of a PRUNE job over ``groups`` groups of M: C groups (one per column lane) per beat."""
     if not spec.sparse:
         raise ValueError(f"{spec.name} is the dense baseline: it has no PRUNE mode")
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    return -(-groups // spec.cols)
+    return -(-groups // spec.cols) * _records_per_group(spec, n)
 
 
-def prune_cycles(spec: ArchSpec, groups: int) -> int:
+def prune_cycles(spec: ArchSpec, groups: int, n: int | None = None) -> int:
     """Cycles from the first input beat to the last m_axis_p beat of a PRUNE job over ``groups`` groups."""
-    return prune_beats(spec, groups) + PRUNE_STAGES
+    return prune_beats(spec, groups, n) + PRUNE_STAGES

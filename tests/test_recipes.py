@@ -172,18 +172,26 @@ def test_pass_modes_follow_runtime_n_and_the_phase():
 
 
 # ---- the runtime-N cost rule and the ledger ----------------------------------------------------
-def test_runtime_n_cost_rule_is_ceil_n_over_n_hw_times_the_n_hw_gemm():
+def test_runtime_n_cost_rule_takes_ceil_n_over_n_hw_beats_per_group():
     from gen.perf import gemm_cost
     from gen.spec import PRESETS
+    from hostpy.abi import Abi
     s = PRESETS["sat_2x8"]
-    base = gemm_cost(s, "SPARSE", 128, 256, 32).cycles
-    assert [P.runtime_n_gemm_cycles(s, n, 128, 256, 32) for n in (1, 2, 3, 4, 7)] == \
-        [base, base, 2 * base, 2 * base, 4 * base]
+    base = gemm_cost(s, "SPARSE", 128, 256, 32)
+    for n, spg in ((1, 1), (2, 1), (3, 2), (4, 2), (7, 4)):
+        at_n = gemm_cost(s, "SPARSE", 128, 256, 32, n=n)
+        # The core takes ceil(n / n_hw) beats per group and A carries as many records per group.
+        assert at_n.beats == spg * base.beats
+        assert at_n.mults == base.mults * n // s.n
+        def a_bytes(n):   # A's ABI v2 regions at n (records of n_hw slots, packed per word)
+            return sum(v for a, v in Abi(s).call_bytes("SPARSE", 128, 256, 32, n).items() if a in ("a_val", "a_idx"))
+        assert a_bytes(n) >= spg * a_bytes(s.n) * 0.9
+        assert at_n.bytes_in - base.bytes_in == (a_bytes(n) - a_bytes(s.n)) * (32 // s.cols)   # A once per column tile
+        assert P.runtime_n_gemm_cycles(s, n, 128, 256, 32) == at_n.cycles >= spg * base.core_busy
     with pytest.raises(ValueError):
-        P.runtime_n_gemm_cycles(s, 9, 128, 256, 32)
+        P.runtime_n_gemm_cycles(s, 8, 128, 256, 32)                     # n = M is DENSE mode
     s16 = PRESETS["sat_1x16"]
-    one = gemm_cost(s16, "SPARSE", 64, 256, 32).cycles
-    assert P.runtime_n_gemm_cycles(s16, 8, 64, 256, 32) == 8 * one
+    assert gemm_cost(s16, "SPARSE", 64, 256, 32, n=8).beats == 8 * gemm_cost(s16, "SPARSE", 64, 256, 32).beats
 
 
 def test_ledger_prices_modes_and_dense_reference():
