@@ -506,9 +506,10 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
     for rows, k, cols in _gemm_shapes(spec):
         a, x = _rand(spec, rng, (rows, k)), _rand(spec, rng, (k, cols))
         for mode, n in [("DENSE", None)] + [("SPARSE", n) for n in ns]:
+            expected = csim.gemm_buffers(spec, mode, a, x, n)
             reset()
-            status, bufs = run_job(b, mode, rows, k, cols, csim.gemm_buffers(spec, mode, a, x, n), n=n, lib=lib)
-            assert status == 0 and bufs["c"].bytes() == csim.gemm_buffers(spec, mode, a, x, n)["c"]
+            status, bufs = run_job(b, mode, rows, k, cols, expected, n=n, lib=lib)
+            assert status == 0 and bufs["c"].bytes() == expected["c"]
             model = hls_schedule.gemm_schedule(spec, mode, rows, k, cols, n)
             assert measured() == model.trips, (mode, rows, k, cols, n)
             assert model.steps == model.trips["compute"] and model.cycles >= model.steps + model.start + model.tail
