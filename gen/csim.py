@@ -281,8 +281,9 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
     """The csim regression for ``spec``: every mode it has, over shapes that are not multiples of
     the array or of M, B kept on chip and re-read (ceil(k/M) beyond the B buffer), several column
     tiles, min/max operands, all-zero groups, tied magnitudes, the largest reduction the spec
-    allows (k = max_k at the most negative operands: the accumulator's in-spec bound) and jobs the
-    kernel must refuse (each status bit it can see in a case file). Small on purpose: ap_int
+    allows (k = max_k at the most negative operands: the accumulator's in-spec bound), SPARSE and
+    PRUNE at the runtime n of :func:`runtime_n_values` back to back, and jobs the kernel must refuse
+    (each status bit it can see in a case file; bad_n at n = 0 and n = M). Small on purpose: ap_int
     C-simulation is slow."""
     rng = np.random.default_rng(seed)
     r, c, n, m = spec.rows, spec.cols, spec.n, spec.m

@@ -24,7 +24,12 @@ groups per cycle, ``ff_write_val/idx``), then BP staged (per band: ``bp_read`` /
 one stage record per cycle, then ``bp_records`` one BP record per cycle; ``bp_write_val/idx``) or,
 for W too tall for the stage, ``bp_direct`` (R x M single-element reads per BP record).
 
-Entry points: :func:`gemm_schedule` / :func:`prune_schedule` (one kernel call),
+Runtime N: a SPARSE or PRUNE job keeping n per group (1 <= n <= M-1, regmap.json nm.runtime_n)
+takes spg = ceil(n / n_hw) compressed records per group: ``compute`` runs G * spg steps per tile
+(the group's B record replayed for spg steps), the A readers move G * spg records, PRUNE's
+``ff_records`` / ``bp_records`` and writers spg records per group; W and B are read as at n_hw.
+
+Entry points: :func:`gemm_schedule` / :func:`prune_schedule` (one kernel call, at a runtime ``n``),
 :func:`gemm_cycles` (a GEMM of any size, split into calls as the host does) and
 :func:`step_schedule` / :func:`step_speedup` (a training step of a network, lowered by
 gen/workloads.py the way gen/perf.py's ``step_cost`` walks it).
