@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from hostpy.abi import Abi, Records
 
@@ -114,11 +115,18 @@ def _check(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | Non
     if not 1 <= rows <= spec.max_dim or not 1 <= k <= spec.max_k or (mode != "PRUNE" and not 1 <= cols <= spec.max_dim):
         raise HlsScheduleError(f"{mode} rows={rows} k={k} cols={cols} is outside the kernel's limits "
                                f"(max_dim {spec.max_dim}, max_k {spec.max_k}): status bad_size")
-    n = spec.n if n is None else int(n)
-    if mode != "DENSE" and n not in regmap(spec)["nm"]["runtime_n"]:
+    if n is None:
+        return spec.n
+    n = int(n)
+    if mode != "DENSE" and n not in _runtime_n(spec):
         raise HlsScheduleError(f"{mode} at n={n}: {spec.name}'s kernel runs n in "
-                               f"{regmap(spec)['nm']['runtime_n']} (regmap.json nm.runtime_n): status bad_n")
+                               f"{list(_runtime_n(spec))} (regmap.json nm.runtime_n): status bad_n")
     return n
+
+
+@lru_cache(maxsize=64)
+def _runtime_n(spec: ArchSpec) -> tuple[int, ...]:
+    return tuple(regmap(spec)["nm"]["runtime_n"])
 
 
 def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None = None) -> HlsSchedule:
