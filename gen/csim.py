@@ -31,11 +31,11 @@ from hostpy import golden, nm
 from hostpy.abi import Abi
 
 from .atomic import write_tree
-from .regmap import MODES, STATUS_BITS, kernel_args
+from .regmap import MODES, STATUS_BITS, kernel_args, regmap
 from .spec import ArchSpec, SpecError, load_spec
 
 __all__ = ["CsimError", "Case", "AP_TYPES_DIR", "CXXFLAGS", "build_csim_library", "build_testbench",
-           "csim_cases", "gemm_buffers", "prune_buffers", "write_vectors", "run_testbench", "run_csim", "main"]
+           "csim_cases", "runtime_n_values", "gemm_buffers", "prune_buffers", "write_vectors", "run_testbench", "run_csim", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 AP_TYPES_DIR = REPO / ".deps" / "ap_types"
@@ -182,13 +182,14 @@ def _operand(rng: np.random.Generator, spec: ArchSpec, shape: tuple[int, int], k
     return a.astype(np.int64)
 
 
-def gemm_buffers(spec: ArchSpec, mode: str, a: np.ndarray, b: np.ndarray) -> dict[str, bytes]:
-    """Inputs (ABI v2) of C = A.B in ``mode`` and the expected result from hostpy.golden (ABI v2)."""
+def gemm_buffers(spec: ArchSpec, mode: str, a: np.ndarray, b: np.ndarray, n: int | None = None) -> dict[str, bytes]:
+    """Inputs (ABI v2) of C = A.B in ``mode`` and the expected result from hostpy.golden (ABI v2).
+    SPARSE keeps the top ``n`` of every M-group of A (hostpy.nm; default the spec's n)."""
     abi = Abi(spec)
     dt = abi.data_dtype
     out = {"b": abi.pack_grouped(np.asarray(b).T.astype(dt), spec.cols).tobytes()}
     if mode == "SPARSE":
-        comp = nm.compress(np.asarray(a).astype(dt), spec.n, spec.m, axis=1)
+        comp = nm.compress(np.asarray(a).astype(dt), spec.n if n is None else n, spec.m, axis=1)
         vals, idx = abi.pack_compressed(comp.values, comp.indices, spec.rows)
         out.update(a_val=vals.tobytes(), a_idx=idx.tobytes())
         c = golden.gemm_sparse(comp, b, data_bits=spec.data_bits, acc_bits=spec.acc_bits)
@@ -199,11 +200,12 @@ def gemm_buffers(spec: ArchSpec, mode: str, a: np.ndarray, b: np.ndarray) -> dic
     return out
 
 
-def prune_buffers(spec: ArchSpec, w: np.ndarray) -> dict[str, bytes]:
-    """Input W (ABI v2 grouped) of PRUNE and the expected FF/BP copies from hostpy.golden.prune."""
+def prune_buffers(spec: ArchSpec, w: np.ndarray, n: int | None = None) -> dict[str, bytes]:
+    """Input W (ABI v2 grouped) of PRUNE and the expected FF/BP copies from hostpy.golden.prune at
+    ``n`` kept per group (default the spec's n)."""
     abi = Abi(spec)
     w = np.asarray(w).astype(abi.data_dtype)
-    ff, bp = golden.prune(w, spec.n, spec.m, data_bits=spec.data_bits)
+    ff, bp = golden.prune(w, spec.n if n is None else n, spec.m, data_bits=spec.data_bits)
     fv, fi = abi.pack_compressed(ff.values, ff.indices, spec.rows)
     bv, bi = abi.pack_compressed(bp.values, bp.indices, spec.rows)
     return {"a_val": abi.pack_grouped(w, spec.rows).tobytes(), "ff_val": fv.tobytes(), "ff_idx": fi.tobytes(),
@@ -211,15 +213,53 @@ def prune_buffers(spec: ArchSpec, w: np.ndarray) -> dict[str, bytes]:
 
 
 def _gemm_case(spec: ArchSpec, rng, name: str, mode: str, rows: int, k: int, cols: int,
-               a_kind: str, b_kind: str) -> Case:
+               a_kind: str, b_kind: str, n: int | None = None) -> Case:
     a = _operand(rng, spec, (rows, k), a_kind)
     b = _operand(rng, spec, (k, cols), b_kind)
-    return Case(name, mode, rows, k, cols, spec.n, buffers=gemm_buffers(spec, mode, a, b))
+    n = spec.n if n is None else n
+    return Case(name, mode, rows, k, cols, n, buffers=gemm_buffers(spec, mode, a, b, n))
 
 
-def _prune_case(spec: ArchSpec, rng, name: str, rows: int, k: int, w_kind: str) -> Case:
+def _prune_case(spec: ArchSpec, rng, name: str, rows: int, k: int, w_kind: str, n: int | None = None) -> Case:
     w = _operand(rng, spec, (rows, k), w_kind)
-    return Case(name, "PRUNE", rows, k, 0, spec.n, buffers=prune_buffers(spec, w))
+    n = spec.n if n is None else n
+    return Case(name, "PRUNE", rows, k, 0, n, buffers=prune_buffers(spec, w, n))
+
+
+def runtime_n_values(spec: ArchSpec) -> list[int]:
+    """The runtime n the csim regression covers: every n below M when M <= 8 (sat_2x8: 1..7), else
+    the edges and the records-per-group steps around n_hw (1, n_hw - 1, n_hw + 1, 2 n_hw + 1, M/2, M - 1)."""
+    if not spec.sparse:
+        return []
+    allowed = regmap(spec)["nm"]["runtime_n"]
+    if spec.m <= 8:
+        return list(allowed)
+    pick = {1, spec.n - 1, spec.n + 1, 2 * spec.n + 1, spec.m // 2, spec.m - 1}
+    return [n for n in allowed if n in pick]
+
+
+def _runtime_n_cases(spec: ArchSpec, rng) -> list[Case]:
+    """Every covered runtime n other than n_hw, back to back in one run (no reconfiguration between
+    jobs, n changing from job to job): a SPARSE GEMM off the array grid with k not a multiple of M and
+    a PRUNE per n; ties and all-zero groups at the first and last n. The n_hw cases are the rest."""
+    r, c, m = spec.rows, spec.cols, spec.m
+    ns = [n for n in runtime_n_values(spec) if n != spec.n]
+    cases = []
+    for j, n in enumerate(ns):
+        cases += [
+            _gemm_case(spec, rng, f"n{n}_sparse", "SPARSE", r + 1 + j % 3, (2 + j % 3) * m + 1 + j % (m - 1),
+                       c + 1 + (j * 2) % c, "random", "random", n),
+            _prune_case(spec, rng, f"n{n}_prune", m + 1 + j % 3, 2 * m + 3 + j, "random", n),
+        ]
+        if j in (0, len(ns) - 1):
+            cases += [
+                _gemm_case(spec, rng, f"n{n}_sparse_ties", "SPARSE", 3, 2 * m + 3, c, "ties", "ties", n),
+                _gemm_case(spec, rng, f"n{n}_sparse_zero_groups", "SPARSE", r + 2, 4 * m + 3, 2, "zero_groups",
+                           "random", n),
+                _prune_case(spec, rng, f"n{n}_prune_ties", m + 2, 2 * m + 1, "ties", n),
+                _prune_case(spec, rng, f"n{n}_prune_zero_groups", m + 1, 4 * m - 1, "zero_groups", n),
+            ]
+    return cases
 
 
 def _refused_case(spec: ArchSpec, name: str, mode, rows: int, k: int, cols: int, n: int, bits: tuple[str, ...]) -> Case:
@@ -241,8 +281,9 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
     """The csim regression for ``spec``: every mode it has, over shapes that are not multiples of
     the array or of M, B kept on chip and re-read (ceil(k/M) beyond the B buffer), several column
     tiles, min/max operands, all-zero groups, tied magnitudes, the largest reduction the spec
-    allows (k = max_k at the most negative operands: the accumulator's in-spec bound) and jobs the
-    kernel must refuse (each status bit it can see in a case file). Small on purpose: ap_int
+    allows (k = max_k at the most negative operands: the accumulator's in-spec bound), SPARSE and
+    PRUNE at the runtime n of :func:`runtime_n_values` back to back, and jobs the kernel must refuse
+    (each status bit it can see in a case file; bad_n at n = 0 and n = M). Small on purpose: ap_int
     C-simulation is slow."""
     rng = np.random.default_rng(seed)
     r, c, n, m = spec.rows, spec.cols, spec.n, spec.m
@@ -279,6 +320,7 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
             _prune_case(spec, rng, "prune_1x1", 1, 1, "random"),
             _prune_case(spec, rng, "prune_wide", 3 * r + 1, 5 * r + 3, "random"),
         ]
+        cases += _runtime_n_cases(spec, rng)
     cases += [
         _refused_case(spec, "refuse_mode", 7, 4, 4, 4, n, ("bad_mode",)),
         _refused_case(spec, "refuse_rows", "DENSE", 0, 4, 4, n, ("bad_size",)),
@@ -287,7 +329,9 @@ def csim_cases(spec: ArchSpec, seed: int = 1) -> list[Case]:
     ]
     if spec.sparse:
         cases += [
-            _refused_case(spec, "refuse_n", "SPARSE", 4, 4, 4, n + 1, ("bad_n",)),
+            _refused_case(spec, "refuse_n", "SPARSE", 4, 4, 4, m, ("bad_n",)),            # n = M: DENSE's job
+            _refused_case(spec, "refuse_n0", "SPARSE", 4, 4, 4, 0, ("bad_n",)),
+            _refused_case(spec, "refuse_prune_n", "PRUNE", 4, 4, 0, m, ("bad_n",)),
             _refused_case(spec, "refuse_prune_n_and_size", "PRUNE", 0, 4, 0, 0, ("bad_size", "bad_n")),
         ]
     else:

@@ -24,7 +24,12 @@ groups per cycle, ``ff_write_val/idx``), then BP staged (per band: ``bp_read`` /
 one stage record per cycle, then ``bp_records`` one BP record per cycle; ``bp_write_val/idx``) or,
 for W too tall for the stage, ``bp_direct`` (R x M single-element reads per BP record).
 
-Entry points: :func:`gemm_schedule` / :func:`prune_schedule` (one kernel call),
+Runtime N: a SPARSE or PRUNE job keeping n per group (1 <= n <= M-1, regmap.json nm.runtime_n)
+takes spg = ceil(n / n_hw) compressed records per group: ``compute`` runs G * spg steps per tile
+(the group's B record replayed for spg steps), the A readers move G * spg records, PRUNE's
+``ff_records`` / ``bp_records`` and writers spg records per group; W and B are read as at n_hw.
+
+Entry points: :func:`gemm_schedule` / :func:`prune_schedule` (one kernel call, at a runtime ``n``),
 :func:`gemm_cycles` (a GEMM of any size, split into calls as the host does) and
 :func:`step_schedule` / :func:`step_speedup` (a training step of a network, lowered by
 gen/workloads.py the way gen/perf.py's ``step_cost`` walks it).
@@ -33,9 +38,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from hostpy.abi import Abi, Records
 
+from .regmap import regmap
 from .spec import ArchSpec
 from .workloads import lower_network, network
 
@@ -100,27 +107,45 @@ def _rpl(rec: Records) -> int:
     return rec.per_word or 1
 
 
-def _check(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> None:
+def _check(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None = None) -> int:
+    """Refuse what the kernel refuses; returns the job's n (SPARSE/PRUNE: the runtime n, default the spec's)."""
     modes = ("SPARSE", "DENSE", "PRUNE") if spec.sparse else ("DENSE",)
     if mode not in modes:
         raise HlsScheduleError(f"{spec.name} has no mode {mode!r} (modes: {', '.join(modes)})")
     if not 1 <= rows <= spec.max_dim or not 1 <= k <= spec.max_k or (mode != "PRUNE" and not 1 <= cols <= spec.max_dim):
         raise HlsScheduleError(f"{mode} rows={rows} k={k} cols={cols} is outside the kernel's limits "
                                f"(max_dim {spec.max_dim}, max_k {spec.max_k}): status bad_size")
+    if n is None:
+        return spec.n
+    n = int(n)
+    if mode != "DENSE" and n not in _runtime_n(spec):
+        raise HlsScheduleError(f"{mode} at n={n}: {spec.name}'s kernel runs n in "
+                               f"{list(_runtime_n(spec))} (regmap.json nm.runtime_n): status bad_n")
+    return n
 
 
-def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int) -> HlsSchedule:
-    """One SPARSE or DENSE kernel call: trip counts of the GEMM loops and its trip-count cycles."""
-    _check(spec, mode, rows, k, cols)
+@lru_cache(maxsize=64)
+def _runtime_n(spec: ArchSpec) -> tuple[int, ...]:
+    return tuple(regmap(spec)["nm"]["runtime_n"])
+
+
+def gemm_schedule(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | None = None) -> HlsSchedule:
+    """One SPARSE or DENSE kernel call: trip counts of the GEMM loops and its trip-count cycles.
+
+    ``n``: a SPARSE job's runtime n (default the spec's; DENSE ignores it). A group then takes
+    spg = ceil(n / n_hw) compressed A records, one array step each, against the group's one B record.
+    """
+    job_n = _check(spec, mode, rows, k, cols, n)
     abi = Abi(spec)
-    r, c, n, m = spec.rows, spec.cols, spec.n, spec.m
+    r, c, n_hw, m = spec.rows, spec.cols, spec.n, spec.m
     n_rt, n_ct, groups = _cdiv(rows, r), _cdiv(cols, c), _cdiv(k, m)
     dense = mode == "DENSE"
-    spr = _cdiv(m, n)
-    steps = (groups - 1) * spr + _cdiv(k - (groups - 1) * m, n) if dense else groups
+    spr = _cdiv(m, n_hw)
+    a_recs = groups if dense else groups * abi.subrecords(job_n)
+    steps = (groups - 1) * spr + _cdiv(k - (groups - 1) * m, n_hw) if dense else a_recs
     a_rec = abi.grouped_records(r) if dense else abi.value_records(r)
-    _, a_words = _lines(a_rec, groups)
-    i_words = 0 if dense else _lines(abi.index_records(r), groups)[1]
+    _, a_words = _lines(a_rec, a_recs)
+    i_words = 0 if dense else _lines(abi.index_records(r), a_recs)[1]
     b_rec = abi.grouped_records(c)
     b_lines, b_words = _lines(b_rec, groups)
     resident = b_lines <= _cdiv(spec.abuf_depth, _rpl(b_rec)) and n_rt * b_lines >= B_REUSE_MIN
@@ -159,21 +184,23 @@ def _bp_plan(spec: ArchSpec, rows: int, k: int) -> tuple[int, int, int, int]:
     return band, qr, qc, ga_rpl
 
 
-def prune_schedule(spec: ArchSpec, rows: int, k: int) -> HlsSchedule:
-    """One PRUNE kernel call on W[rows][k]: the FF pass, then the BP pass (staged or direct)."""
-    _check(spec, "PRUNE", rows, k, 1)
+def prune_schedule(spec: ArchSpec, rows: int, k: int, n: int | None = None) -> HlsSchedule:
+    """One PRUNE kernel call on W[rows][k] keeping ``n`` per group (default the spec's): the FF pass,
+    then the BP pass (staged or direct). Both copies take spg = ceil(n / n_hw) records per group,
+    one per cycle (the W sweep and the BP stage are read once whatever n is)."""
+    spg = Abi(spec).subrecords(_check(spec, "PRUNE", rows, k, 1, n))
     abi = Abi(spec)
     r, m = spec.rows, spec.m
     n_rt, g_k, g_r, n_t = _cdiv(rows, r), _cdiv(k, m), _cdiv(rows, m), _cdiv(k, r)
     ga, v, i = abi.grouped_records(r), abi.value_records(r), abi.index_records(r)
     t = dict.fromkeys(TRIP_LOOPS, 0)
     t["ff_read"] = n_rt * _lines(ga, g_k)[1]
-    t["ff_records"] = n_rt * g_k
-    t["ff_write_val"] = n_rt * _lines(v, g_k)[1]
-    t["ff_write_idx"] = n_rt * _lines(i, g_k)[1]
+    t["ff_records"] = n_rt * g_k * spg
+    t["ff_write_val"] = n_rt * _lines(v, g_k * spg)[1]
+    t["ff_write_idx"] = n_rt * _lines(i, g_k * spg)[1]
     ff = max(t[x] for x in ("ff_read", "ff_records", "ff_write_val", "ff_write_idx"))
-    t["bp_write_val"] = n_t * _lines(v, g_r)[1]
-    t["bp_write_idx"] = n_t * _lines(i, g_r)[1]
+    t["bp_write_val"] = n_t * _lines(v, g_r * spg)[1]
+    t["bp_write_idx"] = n_t * _lines(i, g_r * spg)[1]
     band, qr, qc, ga_rpl = _bp_plan(spec, rows, k)
     ga_wpl = 1 if ga.per_word else ga.words_per_record
     if band:
@@ -183,7 +210,7 @@ def prune_schedule(spec: ArchSpec, rows: int, k: int) -> HlsSchedule:
             nrec = min(band, g_k - b * band)
             lines = _cdiv(nrec, ga_rpl)
             read, stage = n_rt * lines * ga_wpl, n_rt * lines * ga_rpl
-            records = min(n_t - b * tiles_per_band, tiles_per_band) * g_r
+            records = min(n_t - b * tiles_per_band, tiles_per_band) * g_r * spg
             t["bp_read"] += read
             t["bp_stage"] += stage
             t["bp_records"] += records
@@ -191,7 +218,8 @@ def prune_schedule(spec: ArchSpec, rows: int, k: int) -> HlsSchedule:
         bp, bp_name = emit, "bp_staged"
     else:
         t["bp_direct"] = n_t * g_r * r * m
-        bp, bp_name = t["bp_direct"], "bp_direct"
+        # + the spg records of each BP group, one per cycle after its R x M reads (not a counted loop)
+        bp, bp_name = t["bp_direct"] + n_t * g_r * spg, "bp_direct"
     bp = max(bp, t["bp_write_val"], t["bp_write_idx"])
     return HlsSchedule(cycles=ff + bp, trips=t, steps=0, calls=1, bound=f"ff+{bp_name}")
 

@@ -424,6 +424,7 @@ def train_run(cfg: RunConfig, eng, data, log=print, hw=None) -> dict:
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))   # cosine schedule per epoch
         order = rng.permutation(len(ytr))
         losses = []
+        used0 = Counter(getattr(eng, "used", None) or {})
         for step, i in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[i:i + cfg.batch_size]
             phases = {layer.name: recipe.phase(*(layer.target or (None, None)), epoch - 1, step)
@@ -445,9 +446,10 @@ def train_run(cfg: RunConfig, eng, data, log=print, hw=None) -> dict:
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "test_accuracy": acc,
                         "phase": ",".join(phase_labels) or "dense",
                         "decay": max((ph.decay for ph in phases.values()), default=0.0)})
+        ran = _epoch_passes(getattr(eng, "used", None), used0)
         log(f"  {label:28s} epoch {epoch:2d}/{cfg.epochs}  loss {np.mean(losses):.4f}  test acc {acc:.4f}  "
             f"{history[-1]['phase']}{' d=%.3g' % history[-1]['decay'] if history[-1]['decay'] else ''}  "
-            f"({time.perf_counter() - t0:.1f} s)")
+            f"({time.perf_counter() - t0:.1f} s){'  ran: ' + ran if ran else ''}")
     rec = {
         "model": cfg.model, "method": cfg.method, "nm": cfg.nm_label, "backend": eng.backend,
         "recipe": cfg.recipe if cfg.method != "dense" else None,
@@ -476,6 +478,17 @@ def train_run(cfg: RunConfig, eng, data, log=print, hw=None) -> dict:
         rec["device_passes"] = {f"{lay} {p} {mode}{'@' + str(n) if n else ''}": c
                                 for (lay, p, mode, n), c in sorted(eng.used.items(), key=str)}
     return rec
+
+
+def _epoch_passes(used: Counter | None, before: Counter) -> str:
+    """What a device engine ran in one epoch, per layer: its FF/BP kernel mode and n (e.g.
+    ``fc1 FF SPARSE@7 BP SPARSE@7, fc2 FF DENSE BP DENSE``); "" for engines that record nothing."""
+    if not used:
+        return ""
+    per_layer: dict[str, list[str]] = {}
+    for (lay, p, mode, n), c in sorted((used - before).items(), key=str):
+        per_layer.setdefault(lay, []).append(f"{p} {mode}{'@' + str(n) if n else ''}")
+    return ", ".join(f"{lay} {' '.join(v)}" for lay, v in per_layer.items())
 
 
 def _flops_fraction(layers: list[GemmLayer], recipe: bdwp.Recipe, cfg: RunConfig, steps_per_epoch: int) -> float:

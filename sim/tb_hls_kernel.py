@@ -2,9 +2,10 @@
 
 The HLS kernel (hls_templates/hls) has an s_axilite control port and one m_axi port per pointer
 argument, not sat_core's streams, so this testbench drives it like the host does: it places the
-operands in AXI RAM models (cocotbext-axi AxiRam, one per m_axi bundle), writes the arguments at
-the offsets of the generated regmap.json, starts the kernel (ap_start), waits for ap_done and
-compares C bit-exactly with hostpy.golden, for the same kind of random GEMMs as sim/tb_core.py.
+operands (memory ABI v2 bytes, gen.csim's vectors) in AXI RAM models (cocotbext-axi AxiRam, one
+per m_axi bundle), writes the arguments at the offsets of the generated regmap.json (n included),
+starts the kernel (ap_start), waits for ap_done, checks the status register and compares every
+output byte with hostpy.golden: DENSE, and SPARSE and PRUNE at every runtime n.
 
 NOT RUN HERE: this machine has no Vitis HLS, so there is no exported RTL to run it on; see
 docs/RTL.md ("HLS kernel RTL") and sim/hls_rtl.py. Environment: SATGEN_OUT, like the others.
@@ -16,14 +17,12 @@ import os
 from pathlib import Path
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
+from gen.csim import gemm_buffers, prune_buffers
 from gen.regmap import MODES
-from hostpy.golden import gemm_dense, gemm_sparse
-from hostpy.nm import compress
 from sim.tb_common import CLOCK_NS, quiet_logs, rng_for, signed_range, spec_under_test
 
 RAM_BYTES = 1 << 22
@@ -61,51 +60,47 @@ class HlsKernelTB:
         if reg["width"] == 64:
             await self.ctrl.write_dword(reg["offset"] + 4, value >> 32)
 
-    async def run(self, mode: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        s = self.spec
-        dt = np.int8 if s.mem_data_bits == 8 else np.int16
-        adt = np.int32 if s.mem_acc_bits == 32 else np.int64
-        rows, k = a.shape
-        cols = b.shape[1]
-        buffers = {"b": b.astype(dt).tobytes()}
-        if mode == "SPARSE":
-            comp = compress(a.astype(dt), s.n, s.m, axis=1)
-            buffers["a_val"] = comp.values.tobytes()
-            buffers["a_idx"] = comp.packed_indices()
-            expected = gemm_sparse(comp, b, data_bits=s.data_bits, acc_bits=s.acc_bits)
-        else:
-            buffers["a_val"] = a.astype(dt).tobytes()
-            expected = gemm_dense(a, b, data_bits=s.data_bits, acc_bits=s.acc_bits)
+    async def run(self, mode: str, buffers: dict[str, bytes], rows: int, k: int, cols: int, n: int) -> None:
+        """One job: inputs and the golden model's expected outputs are memory ABI v2 bytes
+        (gen.csim.gemm_buffers / prune_buffers, i.e. hostpy.abi + hostpy.golden); every output is
+        compared byte for byte, and the status register must read 0."""
+        outs = [r["name"] for r in self.regmap["args"] if r["kind"] == "ptr" and r["direction"] == "out"]
+        base = 0
         for name, data in buffers.items():
-            self.rams[self.arg(name)["bundle"]].write(0, data)
-            await self.write_arg(name, 0)
-        await self.write_arg("c", 0)
-        for name, value in (("mode", MODES[mode]), ("rows", rows), ("k", k), ("cols", cols)):
+            self.rams[self.arg(name)["bundle"]].write(base, data if name not in outs else bytes(len(data)))
+            await self.write_arg(name, base)
+        for name, value in (("mode", MODES[mode]), ("rows", rows), ("k", k), ("cols", cols), ("n", n)):
             await self.write_arg(name, value)
         ctrl = self.regmap["control"]
         await self.ctrl.write_dword(ctrl["offset"], 1 << ctrl["bits"]["ap_start"])
         for _ in range(200000):
-            status = await self.ctrl.read_dword(ctrl["offset"])
-            if status & (1 << ctrl["bits"]["ap_done"]):
+            if await self.ctrl.read_dword(ctrl["offset"]) & (1 << ctrl["bits"]["ap_done"]):
                 break
         else:
             raise AssertionError("the HLS kernel did not raise ap_done")
-        data = self.rams[self.arg("c")["bundle"]].read(0, rows * cols * np.dtype(adt).itemsize)
-        got = np.frombuffer(data, dtype=adt).reshape(rows, cols).astype(np.int64)
-        assert np.array_equal(got, expected), f"{mode} {rows}x{k}x{cols}: HLS RTL result differs from golden"
-        return got
+        status = await self.ctrl.read_dword(self.arg("status")["offset"])
+        assert status == 0, f"{mode} {rows}x{k}x{cols} n={n}: status 0x{status:x}"
+        for name in outs:
+            if name in buffers:
+                got = self.rams[self.arg(name)["bundle"]].read(base, len(buffers[name]))
+                assert got == buffers[name], f"{mode} {rows}x{k}x{cols} n={n}: {name} differs from hostpy.golden"
 
 
 @cocotb.test()
 async def test_gemms(dut):
-    """Random sparse and dense GEMMs (K not a multiple of M), bit-exact vs hostpy.golden."""
+    """Random sparse and dense GEMMs (K not a multiple of M) and PRUNE, bit-exact vs hostpy.golden;
+    SPARSE and PRUNE at every runtime n (regmap.json nm.runtime_n), back to back."""
     tb = HlsKernelTB(dut, "test_gemms")
     await tb.reset()
     s = tb.spec
     lo, hi = signed_range(s.data_bits)
-    modes = [m for m in ("SPARSE", "DENSE") if m in tb.regmap["modes"]]
+    ns = tb.regmap["nm"]["runtime_n"]
+    jobs = [("DENSE", None)] + [(m, n) for n in ns for m in ("SPARSE", "PRUNE")]
     for rows, k, cols in ((s.rows, 3 * s.m + 1, s.cols), (2 * s.rows + 1, 5 * s.m, s.cols - 1)):
-        for mode in modes:
-            a = tb.rng.integers(lo, hi + 1, size=(rows, k))
-            b = tb.rng.integers(lo, hi + 1, size=(k, cols))
-            await tb.run(mode, a, b)
+        a = tb.rng.integers(lo, hi + 1, size=(rows, k))
+        b = tb.rng.integers(lo, hi + 1, size=(k, cols))
+        for mode, n in jobs:
+            if mode == "PRUNE":
+                await tb.run(mode, prune_buffers(s, a, n), rows, k, 0, n)
+            else:
+                await tb.run(mode, gemm_buffers(s, mode, a, b, n), rows, k, cols, s.n if n is None else n)

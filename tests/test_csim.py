@@ -140,13 +140,14 @@ def run_job(b: Built, mode, rows: int, k: int, cols: int, buffers: dict[str, byt
     return status, bufs
 
 
-def assert_job_matches_golden(b: Built, mode: str, rows: int, k: int, cols: int, expected: dict[str, bytes]) -> None:
-    status, bufs = run_job(b, mode, rows, k, cols, expected)
-    assert status == 0, (mode, rows, k, cols, status)
+def assert_job_matches_golden(b: Built, mode: str, rows: int, k: int, cols: int, expected: dict[str, bytes],
+                              n: int | None = None) -> None:
+    status, bufs = run_job(b, mode, rows, k, cols, expected, n=n)
+    assert status == 0, (mode, rows, k, cols, n, status)
     for name, buf in bufs.items():
         assert buf.guards_intact(), f"{name}: kernel wrote outside its buffer ({mode} {rows}x{k}x{cols})"
         if name in ("c", "ff_val", "ff_idx", "bp_val", "bp_idx"):
-            assert buf.bytes() == expected[name], f"{name} differs from hostpy.golden ({mode} {rows}x{k}x{cols})"
+            assert buf.bytes() == expected[name], f"{name} differs from hostpy.golden ({mode} {rows}x{k}x{cols} n={n})"
         else:
             assert buf.untouched(), f"{name}: input modified"
 
@@ -158,14 +159,15 @@ def _rand(spec: ArchSpec, rng, shape, pool=None) -> np.ndarray:
     return rng.integers(lo, hi + 1, size=shape)
 
 
-def check_gemm(b: Built, mode: str, a: np.ndarray, x: np.ndarray) -> None:
+def check_gemm(b: Built, mode: str, a: np.ndarray, x: np.ndarray, n: int | None = None) -> None:
+    """``n``: a SPARSE job's runtime n (A pruned to its top n per group by hostpy.nm; default n_hw)."""
     rows, k = a.shape
-    assert_job_matches_golden(b, mode, rows, k, x.shape[1], csim.gemm_buffers(b.spec, mode, a, x))
+    assert_job_matches_golden(b, mode, rows, k, x.shape[1], csim.gemm_buffers(b.spec, mode, a, x, n), n)
 
 
-def check_prune(b: Built, w: np.ndarray) -> None:
+def check_prune(b: Built, w: np.ndarray, n: int | None = None) -> None:
     rows, k = w.shape
-    assert_job_matches_golden(b, "PRUNE", rows, k, 0, csim.prune_buffers(b.spec, w))
+    assert_job_matches_golden(b, "PRUNE", rows, k, 0, csim.prune_buffers(b.spec, w, n), n)
 
 
 # ---- the make csim flow ------------------------------------------------------------------------
@@ -184,6 +186,17 @@ def test_csim_testbench_is_bit_exact_for_every_case(name, tmp_path):
     refused = {c.status for c in cases if c.status}
     want = {1 << STATUS_BITS[x] for x in ("bad_mode", "bad_size")} | ({1 << STATUS_BITS["bad_n"]} if b.spec.sparse else set())
     assert want <= refused
+    if b.spec.sparse:
+        # Runtime n: SPARSE and PRUNE run at every covered n (every n < M on M = 8), jobs at different n
+        # back to back in one process; bad_n at n = 0 and n = M for both modes.
+        ns = csim.runtime_n_values(b.spec)
+        assert b.spec.n in ns and (b.spec.m > 8 or ns == list(range(1, b.spec.m)))
+        for mode in ("SPARSE", "PRUNE"):
+            assert {c.n for c in cases if c.status == 0 and c.mode == mode} == set(ns), mode
+        ran = [c.n for c in cases if c.status == 0 and c.mode != "DENSE"]
+        assert sum(x != y for x, y in zip(ran, ran[1:])) >= len(ns) - 1
+        bad_n = {(c.mode, c.n) for c in cases if c.status == 1 << STATUS_BITS["bad_n"]}
+        assert bad_n == {("SPARSE", 0), ("SPARSE", b.spec.m), ("PRUNE", b.spec.m)}
     vec = csim.write_vectors(b.spec, tmp_path / "vectors", cases)
     code, out = csim.run_testbench(b.tb, vec)
     assert code == 0, out
@@ -341,11 +354,12 @@ def test_kernel_refuses_bad_jobs_before_touching_memory(name):
         sparse = csim.gemm_buffers(spec, "SPARSE", a, x)
         prune = csim.prune_buffers(spec, a)
         jobs += [
-            ("SPARSE", 4, 4, 4, {}, _bit("bad_n"), sparse, spec.n + 1), ("SPARSE", 4, 4, 4, {}, _bit("bad_n"), sparse, 0),
+            ("SPARSE", 4, 4, 4, {}, _bit("bad_n"), sparse, spec.m), ("SPARSE", 4, 4, 4, {}, _bit("bad_n"), sparse, 0),
+            ("SPARSE", 4, 4, 4, {}, _bit("bad_n"), sparse, 1 << 31), ("PRUNE", 4, 4, 0, {}, _bit("bad_n"), prune, 0),
             ("SPARSE", 4, 4, 4, {"a_idx": 2}, _bit("misaligned"), sparse),
             ("PRUNE", 4, 4, 0, {}, 0, prune),                       # PRUNE ignores cols: it runs
             ("PRUNE", 4, 0, 0, {}, _bit("bad_size"), prune), ("PRUNE", 4, 4, 0, {"bp_idx": 1}, _bit("misaligned"), prune),
-            ("PRUNE", 4, 4, 0, {"ff_val": 3}, _bit("misaligned", "bad_n"), prune, spec.n + 1),
+            ("PRUNE", 4, 4, 0, {"ff_val": 3}, _bit("misaligned", "bad_n"), prune, spec.m),
         ]
     else:   # the dense baseline offers DENSE only
         jobs += [(MODES["SPARSE"], 4, 4, 4, {}, _bit("bad_mode"), dense), (MODES["PRUNE"], 4, 4, 4, {}, _bit("bad_mode"), dense)]
@@ -407,16 +421,17 @@ def test_library_matches_golden_on_random_shapes(name):
 
     @settings(max_examples=20, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
+    # SPARSE and PRUNE at a drawn runtime n (one library, the n changing from example to example).
     @given(rows=st.integers(1, 2 * spec.rows + 1), cols=st.integers(1, 3 * spec.cols + 1),
            k=st.one_of(st.integers(1, 4 * spec.m), st.integers(1, k_max)),
-           seed=st.integers(0, 2**32 - 1), extreme=st.booleans())
-    def check(rows, cols, k, seed, extreme):
+           seed=st.integers(0, 2**32 - 1), extreme=st.booleans(), n=st.sampled_from(csim.runtime_n_values(spec)))
+    def check(rows, cols, k, seed, extreme, n):
         rng = np.random.default_rng(seed)
         pool = [lo, hi, -hi, 0, 1, -1] if extreme else None
         a, x = _rand(spec, rng, (rows, k), pool), _rand(spec, rng, (k, cols), pool)
-        check_gemm(b, "SPARSE", a, x)
+        check_gemm(b, "SPARSE", a, x, n)
         check_gemm(b, "DENSE", a, x)
-        check_prune(b, a)
+        check_prune(b, a, n)
 
     check()
 
@@ -467,13 +482,14 @@ def _trip_library(b: Built, tmp_path: Path) -> ctypes.CDLL:
 @pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260"])
 def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
     """gen/hls_schedule.py's trip count of every loop == the C-simulated kernel's own counters
-    (-DSATGEN_TRIP_COUNT), for GEMMs (B on chip and re-read, several column tiles) and PRUNE
-    (one band, several bands, direct)."""
+    (-DSATGEN_TRIP_COUNT), for GEMMs (B on chip and re-read, several column tiles; SPARSE at every
+    runtime n) and PRUNE (one band, several bands, direct; every runtime n)."""
     b = built(name)
     spec = b.spec
     lib = _trip_library(b, tmp_path)
     names = ctypes.c_char_p.in_dll(lib, "satgen_trip_loop_names").value.decode().split(",")
     assert tuple(names) == hls_schedule.TRIP_LOOPS
+    # Runtime n: every n below M (M = 8 on both presets), SPARSE and PRUNE.
     kernel = (b.out / "hls" / "sat_kernel.cpp").read_text()
     assert f"const uint32_t B_REUSE_MIN = {hls_schedule.B_REUSE_MIN};" in kernel
     counters = (ctypes.c_uint64 * len(names)).in_dll(lib, "satgen_loop_trips")
@@ -486,14 +502,16 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
         for i in range(len(names)):
             counters[i] = 0
 
+    ns = csim.runtime_n_values(spec)
     for rows, k, cols in _gemm_shapes(spec):
         a, x = _rand(spec, rng, (rows, k)), _rand(spec, rng, (k, cols))
-        for mode in ("DENSE", "SPARSE"):
+        for mode, n in [("DENSE", None)] + [("SPARSE", n) for n in ns]:
+            expected = csim.gemm_buffers(spec, mode, a, x, n)
             reset()
-            status, bufs = run_job(b, mode, rows, k, cols, csim.gemm_buffers(spec, mode, a, x), lib=lib)
-            assert status == 0
-            model = hls_schedule.gemm_schedule(spec, mode, rows, k, cols)
-            assert measured() == model.trips, (mode, rows, k, cols)
+            status, bufs = run_job(b, mode, rows, k, cols, expected, n=n, lib=lib)
+            assert status == 0 and bufs["c"].bytes() == expected["c"]
+            model = hls_schedule.gemm_schedule(spec, mode, rows, k, cols, n)
+            assert measured() == model.trips, (mode, rows, k, cols, n)
             assert model.steps == model.trips["compute"] and model.cycles >= model.steps + model.start + model.tail
             # B kept on chip <=> its column tile is read once (the measured read_b trips say which).
             n_ct = -(-cols // spec.cols)
@@ -505,11 +523,13 @@ def test_hls_schedule_counts_the_kernel_loops(tmp_path, name):
                 assert measured()["read_b"] % tiles == 0 and measured()["feed_b"] % tiles == 0
     for rows, k in _prune_shapes(spec):
         w = _rand(spec, rng, (rows, k))
-        reset()
-        status, _ = run_job(b, "PRUNE", rows, k, 0, csim.prune_buffers(spec, w), lib=lib)
-        assert status == 0
-        model = hls_schedule.prune_schedule(spec, rows, k)
-        assert measured() == model.trips, (rows, k)
+        for n in ns:
+            reset()
+            expected = csim.prune_buffers(spec, w, n)
+            status, bufs = run_job(b, "PRUNE", rows, k, 0, expected, n=n, lib=lib)
+            assert status == 0 and all(bufs[o].bytes() == expected[o] for o in ("ff_val", "ff_idx", "bp_val", "bp_idx"))
+            model = hls_schedule.prune_schedule(spec, rows, k, n)
+            assert measured() == model.trips, (rows, k, n)
     # The three PRUNE paths really ran: one band, several bands (bp_read runs > row tiles), direct.
     plans = [hls_schedule._bp_plan(spec, r, k)[0] for r, k in _prune_shapes(spec)]
     assert plans[0] >= -(-_prune_shapes(spec)[0][1] // spec.m) and 0 < plans[1] < -(-_prune_shapes(spec)[1][1] // spec.m)
@@ -564,3 +584,58 @@ def test_odd_user_specs_match_golden_and_their_schedule(tmp_path, name):
     vec = csim.write_vectors(spec, tmp_path / "vectors", cases_of(spec))
     code, out = csim.run_testbench(b.tb, vec)
     assert code == 0, out
+
+
+# ---- runtime n ----------------------------------------------------------------------------------
+def test_hls_schedule_runtime_n_steps_scale_with_records_per_group():
+    """A SPARSE GEMM at n takes ceil(n / n_hw) times the array steps of the same GEMM at n_hw (each
+    group's B record is replayed for its spg A records); PRUNE writes spg records per group in both
+    copies and reads W once whatever n is. The C-sim counters check these figures loop by loop above."""
+    spec = preset("sat_2x8")
+    base = hls_schedule.gemm_schedule(spec, "SPARSE", 64, 2048, 64)
+    pbase = hls_schedule.prune_schedule(spec, 64, 2048)
+    for n in range(1, spec.m):
+        spg = -(-n // spec.n)
+        g = hls_schedule.gemm_schedule(spec, "SPARSE", 64, 2048, 64, n)
+        assert g.trips["compute"] == spg * base.trips["compute"], n
+        assert g.trips["read_b"] == base.trips["read_b"] and g.trips["feed_b"] == base.trips["feed_b"]
+        p = hls_schedule.prune_schedule(spec, 64, 2048, n)
+        assert p.trips["ff_read"] == pbase.trips["ff_read"] and p.trips["bp_read"] == pbase.trips["bp_read"]
+        assert p.trips["ff_records"] == spg * pbase.trips["ff_records"]
+        assert p.trips["bp_records"] == spg * pbase.trips["bp_records"]
+    assert hls_schedule.gemm_schedule(spec, "DENSE", 64, 2048, 64, 0) == hls_schedule.gemm_schedule(spec, "DENSE", 64, 2048, 64)
+    for bad in (0, spec.m):
+        with pytest.raises(hls_schedule.HlsScheduleError, match="bad_n"):
+            hls_schedule.gemm_schedule(spec, "SPARSE", 64, 2048, 64, bad)
+        with pytest.raises(hls_schedule.HlsScheduleError, match="bad_n"):
+            hls_schedule.prune_schedule(spec, 64, 2048, bad)
+
+
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_1x16"])
+def test_hostpy_csim_backend_runs_every_runtime_n(name):
+    """hostpy over the csim backend (the kernel library through the Device API, ABI v2 bytes from
+    hostpy.abi) at runtime n != n_hw: PRUNE, FF and BP bit-exact with hostpy.golden, n changing from
+    job to job on one open accelerator; a job at n = M is refused by the host before the kernel."""
+    import hostpy
+    from hostpy import golden
+    from hostpy.errors import NotNMError
+
+    b = built(name)
+    spec = b.spec
+    rng = np.random.default_rng(41)
+    ns = [n for n in csim.runtime_n_values(spec) if n != spec.n]
+    kw = dict(data_bits=spec.data_bits, acc_bits=spec.acc_bits)
+    with hostpy.open(str(b.out), backend="csim") as acc:
+        assert acc.backend == "csim" and acc.runtime_n == tuple(range(1, spec.m))
+        for j, n in enumerate(ns + ns[::-1]):
+            cout, cin, batch = spec.rows + 3 + j % 2, 2 * spec.m + 5 + j, spec.cols + 1
+            w = _rand(spec, rng, (cout, cin), None if j % 2 else [0, 1, -1, 5, -5])   # ties and zero groups
+            x, dy = _rand(spec, rng, (cin, batch)), _rand(spec, rng, (cout, batch))
+            w2 = acc.prune(w, n)
+            ff, bp = golden.prune(w, n, spec.m, data_bits=spec.data_bits)
+            for got, want in ((w2.ff, ff), (w2.bp, bp)):
+                assert got.n == n and np.array_equal(got.values, want.values) and np.array_equal(got.indices, want.indices)
+            assert np.array_equal(acc.ff(w2, x), golden.ff(ff, x, **kw)), n
+            assert np.array_equal(acc.bp(w2, dy), golden.bp(bp, dy, **kw)), n
+        with pytest.raises(NotNMError):
+            acc.prune(_rand(spec, rng, (4, 4)), spec.m)

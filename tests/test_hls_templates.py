@@ -150,6 +150,11 @@ def test_config_constants_come_from_the_spec(rendered, name):
     if spec.sparse:
         assert f"const int V_BITS = {abi['value_record_bits']}," in cfg
         assert f"const int I_BITS = {abi['index_record_bits']}," in cfg
+    # Runtime N: the kernel accepts n in [N_MIN, N_MAX] = regmap.json nm.runtime_n (every n below M).
+    if spec.sparse:
+        assert [*range(consts["N_MIN"], consts["N_MAX"] + 1)] == regmap(spec)["nm"]["runtime_n"] == [*range(1, spec.m)]
+    else:
+        assert "N_MIN" not in consts and regmap(spec)["nm"]["runtime_n"] == []
     status = {k[len("STATUS_"):].lower(): v for k, v in re.findall(r"const uint32_t (STATUS_\w+) = 1u << (\d+);", cfg)}
     assert {k: int(v) for k, v in status.items()} == regmap(spec)["status_bits"]
     assert f'#define SAT_ARCH_NAME "{spec.name}"' in cfg
@@ -209,7 +214,16 @@ def test_kernel_has_the_microarchitecture_pragmas(rendered, name):
             pragmas_.append(x)
         assert any("#pragma HLS LOOP_TRIPCOUNT" in x for x in pragmas_), label
         counted += 1
-    assert counted == (17 if spec.sparse else 9)
+    assert counted == (18 if spec.sparse else 9)
+    # Runtime N: SPARSE steps over spg = ceil(n / N) A records per group with a step counter inside the
+    # one flattened loop (no loop nested in it but the unrolled PE loops); PRUNE's record loops likewise.
+    assert re.findall(r"\b(\w+):\s*for", steps) == ["array_rows", "array_cols"]
+    assert "s.sub = dense ? uint32_t(SPR) : ceil_div(n, N);" in kernel and "const bool group_end = u + 1 == sub;" in steps
+    if spec.sparse:
+        for label in ("ff_recs", "bp_records"):
+            body = _loop_body(kernel, label)
+            assert "const bool group_end = u + 1 == p.spg;" in body and not re.search(r"\w+:\s*for", body), label
+        assert "(n < sat::N_MIN || n > sat::N_MAX)" in body_src
     # Ping-pong B banks (one read and one write per cycle, different banks by construction).
     assert "static bline_t bank[2][B_BUF_LINES];" in kernel
     assert "#pragma HLS ARRAY_PARTITION variable=bank dim=1 complete" in kernel
@@ -367,9 +381,10 @@ def test_vendor_scripts_carry_the_spec(rendered, name):
 @pytest.mark.parametrize("name", [n for n, s in PRESETS.items() if s.sparse])
 def test_prune_selection_is_hardware_not_a_sort(rendered, name):
     src = "".join(_strip_comments(_text(rendered[name], rel)) for rel in SYNTHESIZABLE)
-    assert "sort" not in src.lower() and "top_n(grp[l], kept, kept_idx)" in src
-    # The rank network: an M x M comparison of (magnitude, index) pairs, fully unrolled.
-    assert "mag[f] > mag[e] || (mag[f] == mag[e] && f < e)" in src
+    assert "sort" not in src.lower() and "top_n(grp[l], n, kept, kept_idx)" in src
+    # The rank network: an M x M comparison of (magnitude, index) pairs, fully unrolled; the job's
+    # runtime n is the threshold on the rank (keep e iff fewer than n elements beat it).
+    assert "mag[f] > mag[e] || (mag[f] == mag[e] && f < e)" in src and "keep[e] = beaten_by < n;" in src
 
 
 # ---- the vendor Tcl scripts under tclsh, vendor commands stubbed --------------------------------
