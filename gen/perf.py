@@ -556,7 +556,7 @@ def _hls_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: int | 
     """
     from . import hls_schedule
     try:
-        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols, **({} if n in (None, spec.n) else {'n': n}))  # TODO(merge hlsn)
+        sch = hls_schedule.gemm_schedule(spec, mode, rows, k, cols, n)
     except hls_schedule.HlsScheduleError as e:
         raise PerfError(str(e)) from None
     abi = Abi(spec)
@@ -587,7 +587,7 @@ def hls_prune_cost(spec: ArchSpec, rows: int, k: int, n: int | None = None) -> G
     wb = spec.axi_bits // 8
     for rr, rn in _splits(rows, spec.max_dim):
         for kk, kn in _splits(k, spec.max_k):
-            sch = hls_schedule.prune_schedule(spec, rr, kk, **({} if n in (None, spec.n) else {'n': n}))  # TODO(merge hlsn)
+            sch = hls_schedule.prune_schedule(spec, rr, kk, n)
             t = sch.trips
             one = GemmCost(cycles=sch.cycles, core_busy=sch.cycles, beats=sch.cycles, launches=1,
                            loop_order="hls_loops",

@@ -159,7 +159,7 @@ class Accelerator:
     # ---- the three passes ---------------------------------------------------------------------
     @property
     def runtime_n(self) -> tuple[int, ...]:
-        """The kept-per-group counts a job may ask for (regmap.json nm.runtime_n; the spec's n today)."""
+        """The kept-per-group counts a job may ask for (regmap.json nm.runtime_n: 1..M-1 on a sparse kernel)."""
         return tuple(int(n) for n in self.arch.regmap["nm"]["runtime_n"])
 
     def prune(self, w, n: int | None = None) -> PrunedWeight:

@@ -246,7 +246,7 @@ def test_status_register_on_pyxrt_2_11_and_host_refusal_elsewhere(tmp_path_facto
     acc2, px2 = _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23))
     w = Abi(acc2.spec).pack_grouped(np.ones((8, 16), np.int8), acc2.spec.rows)
     with pytest.raises(KernelError, match=r"bad_n"):
-        acc2.device.execute(KernelCall("PRUNE", 8, 16, 0, w, n=1))
+        acc2.device.execute(KernelCall("PRUNE", 8, 16, 0, w, n=8))
     assert px2._state.starts == 0
     # ... and a refusal the host did not predict shows as outputs the kernel never wrote
     acc3, px3 = _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23), executor=Refuses())

@@ -230,20 +230,35 @@ def test_float_sdgf_run_visits_the_frames_and_learns(data):
     assert 0.5 < rec["flops_fraction"] < 1
 
 
-def test_device_run_at_a_runtime_n_reports_dense_frames_and_matches_its_ledger(tmp_path_factory, data):
+def test_device_run_at_a_runtime_n_runs_every_frame_at_its_own_n(tmp_path_factory, data):
     d = arch_dir(tmp_path_factory, "sat_2x8")
     cfg = RunConfig(model="mlp", method="bdwp", n=1, m=8, recipe="sdgf-sparsify", epochs=3, train_limit=96)
     with hostpy.open(d, backend="numpy") as acc:
         eng = DeviceEngine(cfg, acc)
-        assert eng.runtime_n == (2,)
+        assert eng.runtime_n == tuple(range(1, 8))                      # the kernel's N is a register
         rec = train_run(cfg, eng, data, log=lambda *_: None)
     assert [h["phase"] for h in rec["history"]] == ["4:8", "2:8", "1:8"]
+    assert rec["device_passes"] == {f"{layer} {p} SPARSE@{n}": 3 for n in (4, 2, 1)
+                                    for layer, p in (("fc1", "FF"), ("fc2", "FF"), ("fc2", "BP"))} | \
+        {"fc3 BP DENSE": 9, "fc3 FF DENSE": 9}
+    led = rec["modelled"]["kernel"]["layers"][1]["steps"]
+    assert led["FF SPARSE@4"] == led["FF SPARSE@2"] == led["FF SPARSE@1"] == 3
+    assert np.isfinite(rec["history"][-1]["loss"])
+
+
+def test_device_run_on_a_kernel_listing_fewer_n_reports_dense_frames(tmp_path_factory, data):
+    d = arch_dir(tmp_path_factory, "sat_2x8")
+    cfg = RunConfig(model="mlp", method="bdwp", n=1, m=8, recipe="sdgf-sparsify", epochs=3, train_limit=96)
+    with hostpy.open(d, backend="numpy") as acc:
+        acc.arch.regmap["nm"]["runtime_n"] = [2]                        # a kernel whose N is fixed
+        eng = DeviceEngine(cfg, acc)
+        assert eng.runtime_n == (2,)
+        rec = train_run(cfg, eng, data, log=lambda *_: None)
     assert rec["device_passes"] == {"fc1 FF DENSE": 6, "fc1 FF SPARSE@2": 3, "fc2 BP DENSE": 6,
                                     "fc2 BP SPARSE@2": 3, "fc2 FF DENSE": 6, "fc2 FF SPARSE@2": 3,
                                     "fc3 BP DENSE": 9, "fc3 FF DENSE": 9}
     led = rec["modelled"]["kernel"]["layers"][1]["steps"]
     assert led["FF SPARSE@2"] == 3 and led["FF DENSE (n=4 not in runtime_n [2])"] == 3
-    assert np.isfinite(rec["history"][-1]["loss"])
 
 
 def test_device_mask_decay_runs_dense_until_the_mask_is_hard(tmp_path_factory, data):
@@ -306,9 +321,10 @@ def test_network_plan_cost_hook_reproduces_perf_and_prices_runtime_n():
         rep = P.network_plan_cost(s, "resnet18_cifar")
         assert rep["cycles"] == step_cost(s, "resnet18_cifar", bdwp=True).cycles
         assert rep["dense_cycles"] == step_cost(s, "resnet18_cifar", bdwp=False).cycles
-        assert rep["runtime_n"] == [s.n]
+        assert rep["runtime_n"] == list(range(1, s.m)) == list(P.full_runtime_n(s.m))
     s = PRESETS["sat_2x8"]
-    today = P.network_plan_cost(s, "deit_s", n=4)                     # 4 not in runtime_n: all dense
+    fixed = P.network_plan_cost(s, "deit_s", n=4, runtime_n=[2])        # 4 not in runtime_n: all dense
+    today = fixed
     assert today["speedup"] == pytest.approx(1.0, abs=1e-3) and "not in runtime_n" in today["layers"][0]["reason"]
     rt = {n: P.network_plan_cost(s, "deit_s", n=n, runtime_n=P.full_runtime_n(8))["speedup"] for n in (1, 2, 4)}
     assert rt[1] == rt[2] > rt[4] > 1
