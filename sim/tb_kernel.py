@@ -106,6 +106,7 @@ class DdrRead(AxiRamRead):
         while True:
             ar = await self.ar_channel.recv()
             self.owner.check_burst("AR", int(ar.araddr), int(ar.arlen), int(ar.arsize), int(ar.arburst))
+            self.owner.words_read += int(ar.arlen) + 1
             self._pending.append((_cycle(), ar))
             self._wake.set()
 
@@ -164,6 +165,7 @@ class Ddr(Memory):
         self.allowed: list[tuple[int, int]] = []      # [start, end) byte ranges of the current job
         self.violations: list[str] = []
         self.bursts = {"AR": 0, "AW": 0}
+        self.words_read = 0                            # words requested by AR bursts (the current job)
         self.word_bytes = word_bytes
         prefix = f"m_axi_{bundle}"
         bus = _axi_bus(dut, prefix)
@@ -349,7 +351,7 @@ class KernelTB:
         addrs = self.place(sizes)
         guards = {}
         for d in self.ddr.values():
-            d.allowed, d.violations = [], []
+            d.allowed, d.violations, d.words_read = [], [], 0
         for name, nbytes in sizes.items():
             ddr, a = self._bundle(name), addrs[name]
             ddr.allowed.append((a, a + nbytes))
@@ -390,6 +392,11 @@ class KernelTB:
                                  f"want {c_want[tuple(bad[0])] if len(bad) else '-'}); padding differs: {len(bad) == 0}")
         for d in self.ddr.values():
             assert not d.violations, f"{what}: {d.violations[:4]}"
+        if job.mode != "PRUNE":      # B: read once (reuse buffer) or once per row tile (G > abuf_depth: streamed)
+            b_words = self._bundle("b").words_read
+            want_b = sizes["b"] // self.wb * (1 if b_reused(s, job.k) else -(-job.rows // s.rows))
+            assert b_words == want_b, (f"{what}: {job.mode} {job.rows}x{job.k}x{job.cols}: B read {b_words} words, "
+                                       f"want {want_b} ({'reuse' if b_reused(s, job.k) else 'streaming'})")
 
     # ---- operands ----
     def random_job(self, mode: str, rows: int, k: int, cols: int, kind: str = "random") -> Job:
@@ -432,6 +439,12 @@ async def run_timed(tb: KernelTB, job: Job, what: str) -> int:
     return tb._t_done - tb._t_start
 
 
+def b_reused(spec, k: int) -> bool:
+    """Whether the kernel keeps B's column tiles in its reuse buffer (sat_bbuf: G = ceil(k/M) records fit a bank
+    of abuf_depth records): B is then read once per call, else once per row tile (streamed)."""
+    return -(-k // spec.m) <= spec.abuf_depth
+
+
 def rtl_dense(spec) -> bool:
     """Whether the RTL kernel runs DENSE (sat_seq.sv.j2: a grouped record of M positions must be whole
     core beats of N; with N not dividing M the kernel refuses DENSE with bad_mode)."""
@@ -459,6 +472,10 @@ def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
              (2 * s.rows - 1, 5 * s.m - 3, s.cols + 3)]
     rnd = [(int(tb.rng.integers(1, 3 * s.rows + 1)), int(tb.rng.integers(1, 12 * s.m)),
             int(tb.rng.integers(1, 3 * s.cols + 1))) for _ in range(count)]
+    # B's column tile one record deeper than a reuse-buffer bank (streamed per row tile), then reused again
+    deep = (s.abuf_depth + 1) * s.m - 1
+    if deep <= s.max_k:
+        rnd += [(s.rows + 1, deep, s.cols + 1), (s.rows + 2, s.abuf_depth * s.m, 2 * s.cols)]
     return fixed + rnd
 
 
