@@ -281,6 +281,35 @@ class KernelTB:
             await First(RisingEdge(done), Timer(limit_cycles * CLOCK_NS, unit="ns"))
             assert int(done.value) == 1, f"the kernel did not end the job within {limit_cycles} cycles"
 
+    async def auto_restart(self, restarts: int, limit_cycles: int, what: str) -> None:
+        """ap_start with auto_restart (bit 7): the kernel must start again by itself after every job until the
+        bit is cleared; cleared once ``restarts`` jobs have ended, the job running then is the last one."""
+        dut, bit = self.dut, self.bits["auto_restart"]
+        dones = []
+
+        async def count():
+            while True:
+                await RisingEdge(dut.u_ctrl.ap_done_in)
+                dones.append(_cycle())
+        counter = cocotb.start_soon(count())
+        await self.ctrl.write_dword(self.ctrl_off, (1 << self.bits["ap_start"]) | (1 << bit))
+        ctrl = await self.read_reg(self.ctrl_off)
+        assert ctrl >> bit & 1, f"{what}: auto_restart does not read back: 0x{ctrl:x}"
+        for _ in range(restarts * limit_cycles):
+            if len(dones) >= restarts:
+                break
+            await RisingEdge(dut.ap_clk)
+        assert len(dones) >= restarts, f"{what}: {len(dones)} jobs ended with auto_restart set, want >= {restarts}"
+        await self.ctrl.write_dword(self.ctrl_off, 0)           # clear auto_restart: this run is the last
+        assert len(dones) == restarts, f"{what}: the job is too short to clear auto_restart during run {restarts + 1}"
+        for _ in range(limit_cycles):
+            if len(dones) > restarts:
+                break
+            await RisingEdge(dut.ap_clk)
+        await ClockCycles(dut.ap_clk, 300)                      # and no further job starts
+        counter.kill()
+        assert len(dones) == restarts + 1, f"{what}: {len(dones)} jobs ran, want {restarts + 1}"
+
     # ---- memory ----
     def place(self, sizes: dict[str, int]) -> dict[str, int]:
         """Random word-aligned addresses (some just below a 4 KiB boundary) for the job's buffers."""
@@ -341,8 +370,11 @@ class KernelTB:
         beats = -(-job.k // (s.m if job.mode == "SPARSE" else s.n))
         return 20 * (tiles * (beats + 16) + 4 * self.model.read_latency) + 20000
 
-    async def run(self, job: Job, *, what: str = "") -> None:
-        """Place, program, start, wait; check C bit-exactly, the guards and every burst."""
+    async def run(self, job: Job, *, what: str = "", restarts: int = 0) -> None:
+        """Place, program, start, wait; check C bit-exactly, the guards and every burst.
+
+        ``restarts`` > 0: start with the control register's auto_restart bit set, let the kernel run
+        the job 1 + ``restarts`` times by itself, clear the bit during the last run (see auto_restart)."""
         s = self.spec
         sizes = self.abi.call_bytes(job.mode, job.rows, job.k, job.cols)
         ops = self.operands(job)
@@ -362,10 +394,16 @@ class KernelTB:
                 ddr.write(a - GUARD, fill)
                 guards[name] = fill
         await self.program(self.regmap["modes"][job.mode], job.rows, job.k, job.cols, s.n, addrs)
-        await self.start()
-        await self.wait_done(self.limit(job))
+        if restarts:
+            await self.auto_restart(restarts, self.limit(job), what)
+        else:
+            await self.start()
+            await self.wait_done(self.limit(job))
         ctrl = await self.read_reg(self.ctrl_off)
         assert ctrl >> self.bits["ap_done"] & 1, f"{what}: ap_done not set in 0x{ctrl:x}"
+        if restarts:        # the last auto-restarted job ended: idle, not restarting, auto_restart reads 0
+            assert ctrl >> self.bits["ap_idle"] & 1 and not ctrl >> self.bits["ap_start"] & 1 \
+                and not ctrl >> self.bits["auto_restart"] & 1, f"{what}: after auto_restart: control 0x{ctrl:x}"
         assert await self.read_reg(self.args["status"]["offset"]) == 0, f"{what}: status not 0"
         assert await self.read_reg(self.args["status"]["vld_offset"]) & 1, f"{what}: status ap_vld not set"
         # results and guards
@@ -394,7 +432,7 @@ class KernelTB:
             assert not d.violations, f"{what}: {d.violations[:4]}"
         if job.mode != "PRUNE":      # B: read once (reuse buffer) or once per row tile (G > abuf_depth: streamed)
             b_words = self._bundle("b").words_read
-            want_b = sizes["b"] // self.wb * (1 if b_reused(s, job.k) else -(-job.rows // s.rows))
+            want_b = sizes["b"] // self.wb * (1 if b_reused(s, job.k) else -(-job.rows // s.rows)) * (1 + restarts)
             assert b_words == want_b, (f"{what}: {job.mode} {job.rows}x{job.k}x{job.cols}: B read {b_words} words, "
                                        f"want {want_b} ({'reuse' if b_reused(s, job.k) else 'streaming'})")
 
@@ -489,6 +527,18 @@ async def test_gemms(dut):
         for mode in _modes(tb):
             job = tb.random_job(mode, rows, k, cols)
             await run_timed(tb, job, f"job {i} {mode}")
+
+
+@cocotb.test()
+async def test_auto_restart(dut):
+    """auto_restart (control bit 7, Vitis ap_ctrl_hs semantics): with it set the kernel runs the same job again
+    after every ap_done, by itself, until the bit is cleared; results bit-exact; a normal job afterwards."""
+    tb = KernelTB(dut, "test_auto_restart")
+    await tb.reset()
+    s = tb.spec
+    for n, mode in enumerate(_modes(tb)):
+        await tb.run(tb.random_job(mode, s.rows + 1, 16 * s.m + 1, s.cols + 1), what=f"auto {mode}", restarts=1 + n)
+        await run_timed(tb, tb.random_job(mode, s.rows, 2 * s.m, s.cols), f"after auto {mode}")
 
 
 @cocotb.test()
