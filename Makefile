@@ -2,6 +2,7 @@
 #   make gen ARCH=sat_2x8 [OUT=dir]   generate the accelerator project (default OUT=build/$(ARCH))
 #   make csim ARCH=...                 C-simulate the generated HLS kernel against the golden model
 #   make sim ARCH=...                  cocotb + Verilator regression of the generated RTL
+#   make sim-bbuf                      the B reuse buffer: unit bench + the whole kernel with 4-record B banks
 #   make synth ARCH=...                Yosys synth_xilinx resource figures
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
@@ -27,7 +28,7 @@ SEED ?= 1
 # bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
 IMPL ?= hls
 
-.PHONY: help setup gen csim sim synth test bench fuzz validate sweep hls bitstream clean distclean
+.PHONY: help setup gen csim sim sim-bbuf synth test bench fuzz validate sweep hls bitstream clean distclean
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -45,6 +46,9 @@ csim: gen
 
 sim: gen
 	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m sim.run --out $(OUT)
+
+sim-bbuf: setup
+	@PATH="$(VERILATOR_BIN):$$PATH" SATGEN_BBUF_KERNEL=1 $(PY) -m pytest tests/test_rtl_bbuf.py -q $(PYTEST_ARGS)
 
 synth: gen
 	@$(PY) -m gen.synth --out $(OUT)

@@ -1,6 +1,7 @@
 """The cycle model (gen/perf.py) validated against the RTL kernel measured in the Verilator harness.
 
     python -m gen.validate --out build/sat_2x8 [--network resnet18_cifar] [--batch 1]    # make validate ARCH=...
+        [--memory '{"banking": "shared"}'] [--b-reuse true|false] [--key bench.json key prefix]
 
 Runs every distinct kernel call of one BDWP training step of the network at the given batch —
 the FF, BP and WU GEMMs of gen.workloads.lower_network (one call each: every shape is within the
@@ -57,8 +58,11 @@ def validation_calls(spec, network: str = "resnet18_cifar", batch: int = 1) -> l
     return calls
 
 
-def _model_cycles(spec, call: dict, memory, n: int | None = None) -> int | None:
-    """The model's cycles of ``call`` at runtime ``n`` (None where this tree's gen/perf.py has no per-call RTL-kernel model)."""
+def _model_cycles(spec, call: dict, memory, n: int | None = None, b_reuse: bool | None = None) -> int | None:
+    """The model's cycles of ``call`` at runtime ``n`` (None where this tree's gen/perf.py has no per-call RTL-kernel model).
+
+    ``b_reuse``: the model's B reuse option (True: the ping-pong B buffer, sat_bbuf; False: B streamed
+    for every output tile); None: gen/perf.py's default (``Schedule().b_reuse``)."""
     from . import perf
     if not hasattr(perf, "kernel_call_cycles") or not hasattr(perf, "prune_call"):
         return None
@@ -66,7 +70,10 @@ def _model_cycles(spec, call: dict, memory, n: int | None = None) -> int | None:
         return int(perf.prune_call(spec, call["rows"], call["k"], memory, n=n).cycles)
     if call["mode"] == "DENSE":
         n = None
-    return int(perf.kernel_call_cycles(spec, call["mode"], call["rows"], call["k"], call["cols"], memory, n=n))
+    if b_reuse is None:
+        b_reuse = perf.Schedule().b_reuse
+    return int(perf.kernel_call_cycles(spec, call["mode"], call["rows"], call["k"], call["cols"], memory,
+                                       b_reuse=b_reuse, n=n))
 
 
 def _run_on_rtl(acc, call: dict, rng, n: int | None = None) -> bool:
@@ -93,7 +100,7 @@ def _run_on_rtl(acc, call: dict, rng, n: int | None = None) -> bool:
 
 
 def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch: int = 1, memory=None,
-                 log=print) -> dict:
+                 b_reuse: bool | None = None, log=print) -> dict:
     """Measure every distinct call on the rtl backend and compare with the model; returns the bench.json keys."""
     import hostpy
     from hostpy.errors import KernelError
@@ -107,7 +114,7 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
     t0 = time.monotonic()
     sim0, cyc0 = dev.sim_seconds, dev.model.cycles
     calls = validation_calls(spec, network, batch)
-    if _model_cycles(spec, calls[0], memory) is None:
+    if _model_cycles(spec, calls[0], memory, b_reuse=b_reuse) is None:
         log("validate: this tree's gen/perf.py has no per-call RTL-kernel model (kernel_call_cycles, prune_call): "
             "measuring the RTL only")
     log(f"validate: {spec.name}: {len(calls)} distinct kernel calls of one {network} BDWP step at batch {batch} "
@@ -121,14 +128,14 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
             if "bad_mode" not in str(e):
                 raise
             rows.append({"gemm": call["gemm"], "mode": call["mode"], "rows": call["rows"], "k": call["k"],
-                         "cols": call["cols"], "model_cycles": _model_cycles(spec, call, memory), "rtl_cycles": None,
+                         "cols": call["cols"], "model_cycles": _model_cycles(spec, call, memory, b_reuse=b_reuse), "rtl_cycles": None,
                          "error": None, "bit_exact": None, "note": "refused by the RTL kernel (status bad_mode)"})
             log(f"  {call['gemm']:24s} {call['mode']:6s} refused by the RTL kernel (bad_mode): not measured")
             continue
         if acc.calls - before != 1:
             raise RuntimeError(f"{call['gemm']}: expected one kernel call, the host made {acc.calls - before}")
         rtl = dev.last_cycles
-        model = _model_cycles(spec, call, memory)
+        model = _model_cycles(spec, call, memory, b_reuse=b_reuse)
         err = None if model is None else (model - rtl) / rtl
         rec = {"gemm": call["gemm"], "mode": call["mode"], "rows": call["rows"], "k": call["k"], "cols": call["cols"],
                "model_cycles": model, "rtl_cycles": rtl, "error": None if err is None else round(err, 5),
@@ -149,6 +156,7 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
             "rtl_cycles": "simulated in the Verilator-built RTL kernel (gen/rtlsim.py): ap_start register write "
                           "to the ap_done interrupt",
             "model_cycles": "gen.perf.kernel_call_cycles / prune_call on the same MemoryModel",
+            "model_b_reuse": b_reuse if b_reuse is not None else _perf_default_b_reuse(),
             "calls": len(rows), "measured": sum(r["rtl_cycles"] is not None for r in rows),
             "all_bit_exact": all(r["bit_exact"] is not False for r in rows),
             "sim_cycles": sim_cycles, "wall_s": round(wall, 1),
@@ -225,6 +233,9 @@ def runtime_n_step(out_dir: str | Path, ns, *, network: str = "resnet18_cifar", 
             f"({time.monotonic() - t0:.0f} s)")
     acc.close()
     return out
+def _perf_default_b_reuse() -> bool | None:
+    from . import perf
+    return getattr(perf.Schedule(), "b_reuse", None)
 
 
 def write_bench(out_dir: str | Path, keys: dict) -> Path:
@@ -247,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--memory", default="{}", help='MemoryModel fields as JSON, e.g. \'{"banking": "shared"}\'')
     ap.add_argument("--key", default="model_vs_rtl_kernel", help="bench.json key prefix (another memory: another key)")
+    ap.add_argument("--b-reuse", choices=("default", "true", "false"), default="default",
+                    help="the model's B reuse (gen.perf kernel_call b_reuse): true = the ping-pong B buffer of the "
+                         "RTL kernel (sat_bbuf), false = B streamed for every output tile; default: gen.perf's Schedule")
     args = ap.parse_args(argv)
     from hostpy.errors import HostError
     from .memmodel import MemoryModel
     try:
         keys = model_vs_rtl(args.out, network=args.network, batch=args.batch,
-                            memory=MemoryModel(**json.loads(args.memory)))
+                            memory=MemoryModel(**json.loads(args.memory)),
+                            b_reuse={"default": None, "true": True, "false": False}[args.b_reuse])
         if args.key != "model_vs_rtl_kernel":
             keys = {k.replace("model_vs_rtl_kernel", args.key, 1): v for k, v in keys.items()}
     except HostError as e:

@@ -32,7 +32,7 @@ TESTBENCHES = {"sat_pe": "sim.tb_pe", "sat_array": "sim.tb_array", "sat_prune": 
                "sat_core": "sim.tb_core", "sat_kernel": "sim.tb_kernel"}
 # The kernel's memory-side modules (sat_fifo, sat_axi_rd, sat_axi_wr, sat_unpack, sat_axil_ctrl, sat_seq)
 # are verified inside sat_kernel by its system testbench; they have no bench of their own.
-KERNEL_FUNCTIONAL_TESTS = ["test_gemms", "test_extremes_and_ties", "test_interrupt_and_control",
+KERNEL_FUNCTIONAL_TESTS = ["test_gemms", "test_extremes_and_ties", "test_interrupt_and_control", "test_auto_restart",
                            "test_bad_registers", "test_reset_mid_job", "test_prune"]
 # dense_over_sparse of reports/kernel_cycles.json: this GEMM, no random pauses, this read latency (cycles).
 KERNEL_RATIO_GEMM = (64, 2048, 64)

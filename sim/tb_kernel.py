@@ -36,7 +36,7 @@ from gen.memmodel import MemoryModel
 from hostpy import golden
 from hostpy.abi import Abi
 from hostpy.nm import compress
-from sim.tb_common import CLOCK_NS, cases, random_pauses, rng_for, signed_range, spec_under_test
+from sim.tb_common import CLOCK_NS, HEAVY, cases, random_pauses, rng_for, signed_range, spec_under_test
 
 RAM_BYTES = 1 << 21          # per bundle
 GUARD = 4096                 # guard bytes checked on each side of every output buffer
@@ -106,6 +106,7 @@ class DdrRead(AxiRamRead):
         while True:
             ar = await self.ar_channel.recv()
             self.owner.check_burst("AR", int(ar.araddr), int(ar.arlen), int(ar.arsize), int(ar.arburst))
+            self.owner.words_read += int(ar.arlen) + 1
             self._pending.append((_cycle(), ar))
             self._wake.set()
 
@@ -164,6 +165,7 @@ class Ddr(Memory):
         self.allowed: list[tuple[int, int]] = []      # [start, end) byte ranges of the current job
         self.violations: list[str] = []
         self.bursts = {"AR": 0, "AW": 0}
+        self.words_read = 0                            # words requested by AR bursts (the current job)
         self.word_bytes = word_bytes
         prefix = f"m_axi_{bundle}"
         bus = _axi_bus(dut, prefix)
@@ -279,6 +281,35 @@ class KernelTB:
             await First(RisingEdge(done), Timer(limit_cycles * CLOCK_NS, unit="ns"))
             assert int(done.value) == 1, f"the kernel did not end the job within {limit_cycles} cycles"
 
+    async def auto_restart(self, restarts: int, limit_cycles: int, what: str) -> None:
+        """ap_start with auto_restart (bit 7): the kernel must start again by itself after every job until the
+        bit is cleared; cleared once ``restarts`` jobs have ended, the job running then is the last one."""
+        dut, bit = self.dut, self.bits["auto_restart"]
+        dones = []
+
+        async def count():
+            while True:
+                await RisingEdge(dut.u_ctrl.ap_done_in)
+                dones.append(_cycle())
+        counter = cocotb.start_soon(count())
+        await self.ctrl.write_dword(self.ctrl_off, (1 << self.bits["ap_start"]) | (1 << bit))
+        ctrl = await self.read_reg(self.ctrl_off)
+        assert ctrl >> bit & 1, f"{what}: auto_restart does not read back: 0x{ctrl:x}"
+        for _ in range(restarts * limit_cycles):
+            if len(dones) >= restarts:
+                break
+            await RisingEdge(dut.ap_clk)
+        assert len(dones) >= restarts, f"{what}: {len(dones)} jobs ended with auto_restart set, want >= {restarts}"
+        await self.ctrl.write_dword(self.ctrl_off, 0)           # clear auto_restart: this run is the last
+        assert len(dones) == restarts, f"{what}: the job is too short to clear auto_restart during run {restarts + 1}"
+        for _ in range(limit_cycles):
+            if len(dones) > restarts:
+                break
+            await RisingEdge(dut.ap_clk)
+        await ClockCycles(dut.ap_clk, 100)                      # and no further job starts
+        counter.kill()
+        assert len(dones) == restarts + 1, f"{what}: {len(dones)} jobs ran, want {restarts + 1}"
+
     # ---- memory ----
     def place(self, sizes: dict[str, int]) -> dict[str, int]:
         """Random word-aligned addresses (some just below a 4 KiB boundary) for the job's buffers."""
@@ -339,8 +370,11 @@ class KernelTB:
         beats = -(-job.k // (s.m if job.mode == "SPARSE" else s.n))
         return 20 * (tiles * (beats + 16) + 4 * self.model.read_latency) + 20000
 
-    async def run(self, job: Job, *, what: str = "") -> None:
-        """Place, program, start, wait; check C bit-exactly, the guards and every burst."""
+    async def run(self, job: Job, *, what: str = "", restarts: int = 0) -> None:
+        """Place, program, start, wait; check C bit-exactly, the guards and every burst.
+
+        ``restarts`` > 0: start with the control register's auto_restart bit set, let the kernel run
+        the job 1 + ``restarts`` times by itself, clear the bit during the last run (see auto_restart)."""
         s = self.spec
         sizes = self.abi.call_bytes(job.mode, job.rows, job.k, job.cols)
         ops = self.operands(job)
@@ -349,7 +383,7 @@ class KernelTB:
         addrs = self.place(sizes)
         guards = {}
         for d in self.ddr.values():
-            d.allowed, d.violations = [], []
+            d.allowed, d.violations, d.words_read = [], [], 0
         for name, nbytes in sizes.items():
             ddr, a = self._bundle(name), addrs[name]
             ddr.allowed.append((a, a + nbytes))
@@ -360,10 +394,16 @@ class KernelTB:
                 ddr.write(a - GUARD, fill)
                 guards[name] = fill
         await self.program(self.regmap["modes"][job.mode], job.rows, job.k, job.cols, s.n, addrs)
-        await self.start()
-        await self.wait_done(self.limit(job))
+        if restarts:
+            await self.auto_restart(restarts, self.limit(job), what)
+        else:
+            await self.start()
+            await self.wait_done(self.limit(job))
         ctrl = await self.read_reg(self.ctrl_off)
         assert ctrl >> self.bits["ap_done"] & 1, f"{what}: ap_done not set in 0x{ctrl:x}"
+        if restarts:        # the last auto-restarted job ended: idle, not restarting, auto_restart reads 0
+            assert ctrl >> self.bits["ap_idle"] & 1 and not ctrl >> self.bits["ap_start"] & 1 \
+                and not ctrl >> self.bits["auto_restart"] & 1, f"{what}: after auto_restart: control 0x{ctrl:x}"
         assert await self.read_reg(self.args["status"]["offset"]) == 0, f"{what}: status not 0"
         assert await self.read_reg(self.args["status"]["vld_offset"]) & 1, f"{what}: status ap_vld not set"
         # results and guards
@@ -390,6 +430,11 @@ class KernelTB:
                                  f"want {c_want[tuple(bad[0])] if len(bad) else '-'}); padding differs: {len(bad) == 0}")
         for d in self.ddr.values():
             assert not d.violations, f"{what}: {d.violations[:4]}"
+        if job.mode != "PRUNE":      # B: read once (reuse buffer) or once per row tile (G > abuf_depth: streamed)
+            b_words = self._bundle("b").words_read
+            want_b = sizes["b"] // self.wb * (1 if b_reused(s, job.k) else -(-job.rows // s.rows)) * (1 + restarts)
+            assert b_words == want_b, (f"{what}: {job.mode} {job.rows}x{job.k}x{job.cols}: B read {b_words} words, "
+                                       f"want {want_b} ({'reuse' if b_reused(s, job.k) else 'streaming'})")
 
     # ---- operands ----
     def random_job(self, mode: str, rows: int, k: int, cols: int, kind: str = "random") -> Job:
@@ -432,6 +477,12 @@ async def run_timed(tb: KernelTB, job: Job, what: str) -> int:
     return tb._t_done - tb._t_start
 
 
+def b_reused(spec, k: int) -> bool:
+    """Whether the kernel keeps B's column tiles in its reuse buffer (sat_bbuf: G = ceil(k/M) records fit a bank
+    of abuf_depth records): B is then read once per call, else once per row tile (streamed)."""
+    return -(-k // spec.m) <= spec.abuf_depth
+
+
 def rtl_dense(spec) -> bool:
     """Whether the RTL kernel runs DENSE (sat_seq.sv.j2: a grouped record of M positions must be whole
     core beats of N; with N not dividing M the kernel refuses DENSE with bad_mode)."""
@@ -462,16 +513,43 @@ def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
     return fixed + rnd
 
 
+def _deep_shapes(tb: KernelTB) -> list[tuple[int, int, int]]:
+    """B column tiles one record deeper than a reuse-buffer bank (streamed per row tile) and, in the full
+    regression, exactly a bank deep (reused): long jobs (G >= abuf_depth beats per tile), so CI runs one."""
+    s = tb.spec
+    deep = [(s.rows + 1, (s.abuf_depth + 1) * s.m - 1, s.cols)]
+    if HEAVY:
+        deep += [(s.rows + 2, s.abuf_depth * s.m, 2 * s.cols)]
+    return [d for d in deep if d[1] <= s.max_k]
+
+
 @cocotb.test()
 async def test_gemms(dut):
     """Every GEMM mode on fixed and random shapes (off the array grid, k not a multiple of M), back to back
     without reset, random pauses on every channel: bit-exact vs hostpy.golden, guards and bursts checked."""
     tb = KernelTB(dut, "test_gemms")
     await tb.reset()
+    s = tb.spec
     for i, (rows, k, cols) in enumerate(_shapes(tb, cases(3))):
         for mode in _modes(tb):
             job = tb.random_job(mode, rows, k, cols)
             await run_timed(tb, job, f"job {i} {mode}")
+    for i, (rows, k, cols) in enumerate(_deep_shapes(tb)):            # then small ones reuse B again
+        for mode in _modes(tb) if HEAVY else _modes(tb)[:1]:
+            await run_timed(tb, tb.random_job(mode, rows, k, cols), f"deep {i} {mode}")
+    await run_timed(tb, tb.random_job(_modes(tb)[-1], s.rows + 1, 2 * s.m + 1, 2 * s.cols), "after deep")
+
+
+@cocotb.test()
+async def test_auto_restart(dut):
+    """auto_restart (control bit 7, Vitis ap_ctrl_hs semantics): with it set the kernel runs the same job again
+    after every ap_done, by itself, until the bit is cleared; results bit-exact; a normal job afterwards."""
+    tb = KernelTB(dut, "test_auto_restart")
+    await tb.reset()
+    s = tb.spec
+    mode = _modes(tb)[0]
+    await tb.run(tb.random_job(mode, s.rows + 1, 16 * s.m + 1, s.cols), what=f"auto {mode}", restarts=2)
+    await run_timed(tb, tb.random_job(mode, s.rows, 2 * s.m, s.cols), f"after auto {mode}")
 
 
 @cocotb.test()
