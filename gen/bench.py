@@ -320,9 +320,9 @@ def gap_section(spec: ArchSpec, batch: int, schedule: Schedule, log=print) -> di
 
 # Variants of the RTL kernel's memory system and buffers around the headline (each one change).
 VARIANTS = [
-    ("RTL kernel as generated: regmap banks (per_bank), B streamed for every output tile", {}),
+    ("RTL kernel as generated: regmap banks (per_bank), B column tile reused across row tiles (sat_bbuf)", {}),
     ("all bundles on one shared channel (banking=shared)", {"banking": "shared"}),
-    ("what-if: a ping-pong B buffer reused across row tiles (not built)", {"b_reuse": True}),
+    ("without the B reuse buffer: B streamed for every output tile (the kernel before sat_bbuf)", {"b_reuse": False}),
     ("read latency 256, write latency 128 cycles", {"read_latency": 256, "write_latency": 128}),
     ("sustained 0.8 word/cycle per channel (DDR efficiency)", {"words_per_cycle": 0.8}),
     ("half the bandwidth per channel (0.5 word/cycle)", {"words_per_cycle": 0.5}),

@@ -60,6 +60,9 @@ WRITE_OUTSTANDING = 8
 # than the rest of this model in all 14 GEMM calls measured at 369f62d (7 shapes x SPARSE/DENSE;
 # 13 of 14 at a4fb89f). docs/PERF.md lists the measurements.
 KERNEL_CALL_OVERHEAD = 15
+# sat_bbuf's read pipeline (RAM read register, skid register, output register): cycles a buffered
+# B record takes from its write to the core's beat join. Measured in the RTL (docs/RTL.md "B reuse").
+BBUF_PIPELINE = 3
 
 DEFAULT_MEMORY = MemoryModel()
 
@@ -75,14 +78,15 @@ class Schedule:
     fetch: "rtl_kernel" models the RTL kernel's dataflow (module docstring) on ``memory``;
       "hls_loops" takes the generated HLS kernel's trip counts from gen/hls_schedule.py (``memory`` not used).
     memory: the MemoryModel of the DDR (the same object configures the Verilator harness).
-    b_reuse: False (the RTL kernel as generated) streams B from memory again for every output tile;
-      True models a ping-pong B buffer that keeps a column tile for all its row tiles (designed in
-      docs/RTL.md, not built yet: a what-if, so bench shows what the buffer would buy).
+    b_reuse: True (the RTL kernel as generated) keeps B's column tile in the ping-pong buffer
+      sat_bbuf for all its row tiles (B streamed again per output tile only when a column tile is
+      deeper than a bank); False is the kernel before that buffer (B streamed for every output
+      tile), kept as a variant so bench shows what the buffer buys.
     """
 
     fetch: str = "rtl_kernel"
     memory: MemoryModel = DEFAULT_MEMORY
-    b_reuse: bool = False
+    b_reuse: bool = True
 
     def __post_init__(self) -> None:
         if self.fetch not in FETCHES:
@@ -372,11 +376,18 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
         if wait:
             cost.stalls[key + (", B streaming" if streaming and _involves(key, "b") else "")] = wait
             stall_total += wait
-    # Start: the first read's latency; the first column tile of B fills its bank before compute
-    # (streaming B and A are consumed as they arrive).
-    first = {"b": 0 if streaming else b_tile}
-    first_t, _ = _memory_time(first, rates, channels, mem)
-    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency + math.ceil(first_t)
+    # Start: the first read's latency, plus sat_bbuf's read pipeline when B is buffered. The buffer
+    # replays a record the cycle after it is written, so the first row tile consumes B as it
+    # arrives (no fill wait); it waits only when B's first column tile arrives slower than that
+    # row tile computes (e.g. two-word records at one word per cycle).
+    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
+    if not streaming:
+        cost.start += BBUF_PIPELINE
+        fill_t, fill_key = _memory_time({"b": b_tile}, rates, channels, mem)
+        if fill_t > per_tile:
+            wait = math.ceil(fill_t - per_tile - 1e-9)
+            cost.stalls[f"{fill_key}, first B column tile"] = wait
+            stall_total += wait
     # Tail: the last result tile's burst (its words, then the write response).
     cost.tail = math.ceil(c_tile / min(mem.words_per_cycle, 1.0)) + mem.write_latency
     cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
@@ -404,7 +415,7 @@ def _useful_mults(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, n: in
 
 
 def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: MemoryModel = DEFAULT_MEMORY,
-                b_reuse: bool = False, n: int | None = None) -> GemmCost:
+                b_reuse: bool = True, n: int | None = None) -> GemmCost:
     """Modelled cycles (with their breakdown) of ONE call of the RTL kernel in SPARSE or DENSE mode.
 
     C[rows][cols] = A[rows][k] . B[k][cols] within the spec's limits (one call), from ap_start to
@@ -425,11 +436,11 @@ def kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: Me
 
 
 def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
-                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = False, n: int | None = None) -> int:
+                       mem: MemoryModel = DEFAULT_MEMORY, b_reuse: bool = True, n: int | None = None) -> int:
     """Modelled cycles of one RTL-kernel call (see :func:`kernel_call` for the breakdown).
 
-    ``b_reuse=False`` (default) is the RTL kernel as generated: B streamed again for every output
-    tile; ``True`` the what-if of a ping-pong B buffer."""
+    ``b_reuse=True`` (default) is the RTL kernel as generated: B's column tile kept in sat_bbuf for
+    its row tiles; ``False`` the kernel without that buffer (B streamed for every output tile)."""
     return kernel_call(spec, mode, rows, k, cols, mem, b_reuse, n).cycles
 
 

@@ -117,19 +117,35 @@ def test_kernel_call_compute_bound_by_hand():
     # 2 x 3 output tiles, k = 512: G = 64 groups. Per row tile: 64 value records of 128 b (4 per word)
     # = 16 words, 64 index records of 48 b (10 per word) = 7 words; a B column tile: 64 words; a
     # result tile 8 x 8 x 32 b = 4 words. Per column tile the core computes 2 x 64 cycles and the
-    # memory moves at most 64 words on one bank: compute bound. Exposed: read latency + the first B
-    # column tile before compute; the last result tile's 4 words + the write response at the end.
+    # memory moves at most 64 words on one bank: compute bound. Exposed: read latency + sat_bbuf's
+    # 3-cycle read pipeline (the first row tile consumes B as it arrives: no fill wait); the last
+    # result tile's 4 words + the write response at the end.
     mem = MemoryModel()
     call = perf.kernel_call(spec, "SPARSE", 16, 512, 24, mem, b_reuse=True)
     core = sim_cycles.core_cycles(spec, "SPARSE", 512, 6)
     assert call.core_busy == core
     assert call.stalls == {}
     fixed = perf.KERNEL_CALL_OVERHEAD             # the kernel's pipeline, calibrated on the RTL kernel
-    assert call.start == fixed + mem.read_latency + 64 and call.tail == 4 + mem.write_latency
-    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem, b_reuse=True) == core + fixed + 64 + 64 + 4 + 32
+    assert perf.BBUF_PIPELINE == 3
+    assert call.start == fixed + mem.read_latency + 3 and call.tail == 4 + mem.write_latency
+    assert call.cycles == perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem, b_reuse=True) == core + fixed + 64 + 3 + 4 + 32
+    # Without the buffer B streams: no pipeline, B re-read per output tile (one word per cycle keeps up).
+    assert perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, mem, b_reuse=False) == core + fixed + 64 + 4 + 32
     # Only the exposed latencies move with them (the masters' in-flight words still cover the round trip).
     slower = MemoryModel(read_latency=100, write_latency=40)
     assert perf.kernel_call_cycles(spec, "SPARSE", 16, 512, 24, slower, b_reuse=True) == call.cycles + 36 + 8
+
+
+def test_first_b_column_tile_of_two_word_records_waits_for_its_fill():
+    from gen.spec import PRESETS
+    from hostpy.abi import Abi
+    spec = PRESETS["sat_1x16"]
+    abi = Abi(spec)
+    assert abi.grouped_records(spec.cols).words_per_record == 2        # C x M int8 = 1024 b: two words
+    # 3 row tiles, G = 64: the first row tile's B (128 words at one word per cycle) arrives in 128
+    # cycles against 64 of compute: 64 cycles of wait; the next row tiles replay it from the buffer.
+    call = perf.kernel_call(spec, "SPARSE", 24, 64 * spec.m, 8)
+    assert call.stalls == {"b master, first B column tile": 64}
 
 
 def test_bundles_on_one_channel_share_its_bandwidth():
