@@ -121,10 +121,10 @@ def _unnamed(spec: ArchSpec) -> ArchSpec:
 
 def synth_key(spec: ArchSpec, tool: str) -> str:
     """Cache key of a synthesis run: the generated RTL text (every rtl/ file), command and tool."""
-    from .synth import SYNTH_CMD
+    from .synth import synth_script
     files = render_files(_unnamed(spec))
     rtl = b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()) if k.startswith("rtl/"))
-    return _sha(rtl, tool.encode(), SYNTH_CMD.encode() if tool == "yosys" else b"", _tool_version(tool).encode())
+    return _sha(rtl, tool.encode(), synth_script("top").encode() if tool == "yosys" else b"", _tool_version(tool).encode())
 
 
 def _model_source_hash() -> str:
@@ -171,7 +171,7 @@ def synth_point(fields: dict, tool: str) -> dict:
         sources = synth._rtl(files, rtl)
         target, top = synth.kernel_target(rtl)
         if tool == "yosys":
-            res = synth.synth_module(sources, top, rtl, log=lambda *_: None)
+            res = synth.synth_module(sources, top, rtl, log=lambda *_: None, flat_paths=False)
         elif tool == "vivado":
             res = vivado_ooc(sources, top, spec.fpga_part, rtl)
         else:
