@@ -160,7 +160,7 @@ def regmap(spec: ArchSpec) -> dict[str, Any]:
                "tie_rule": "larger magnitude first, then lower in-group index; |int| exact (one extra bit)",
                "pad_policy": "last group of a length not divisible by M is zero-padded",
                # values of the `n` register the kernel runs (others end the job with status bad_n)
-               "runtime_n": [spec.n] if spec.sparse else []},
+               "runtime_n": list(range(1, spec.m)) if spec.sparse else []},
         "limits": {"max_k": spec.max_k, "max_dim": spec.max_dim},
         "status_bits": dict(STATUS_BITS),
         "abi": Abi(spec).describe(),
