@@ -237,9 +237,11 @@ def test_kernel_cycles_report(arch, monkeypatch):
         assert sorted(n for (mode, n) in overhead if mode == "SPARSE") == sorted({5, spec.n}), overhead
         assert report["jobs"][[j["mode"] for j in report["jobs"]].index("SPARSE") + 1]["n"] == spec.n  # last SPARSE
         prune = {j["n"]: j["cycles"] for j in report["jobs"] if j["mode"] == "PRUNE"}
-        # PRUNE at n = 5 emits 3 records per group: about 3x the beats of n = 2 (+ the same fixed overhead)
+        # PRUNE at n = 5 emits 3 records per group: 2 more output beats per input beat than at n = 2, plus a
+        # tail that depends on where the testbench placed the output buffers (the last write burst of each
+        # copy ends at a 4 KiB boundary or after 64 beats: up to 64 cycles of difference)
         ff_bp_beats = 2 * -(-gemm[0] // spec.rows) * -(-gemm[1] // spec.m)
-        assert prune[5] - prune[spec.n] == 2 * ff_bp_beats, prune
+        assert abs(prune[5] - prune[spec.n] - 2 * ff_bp_beats) <= 64, prune
     assert overhead and all(mem.read_latency + mem.write_latency < o <= mem.read_latency + mem.write_latency + 64
                             for o in overhead.values()), overhead
     assert max(overhead.values()) - min(overhead.values()) <= 8, overhead
