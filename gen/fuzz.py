@@ -5,7 +5,8 @@
 
 Every job draws, from ``numpy.random.default_rng([seed, job index])`` (so a run is reproducible
 from its seed, and job i of two runs with one seed is the same job): a mode the arch has (SPARSE,
-DENSE, PRUNE), a shape biased to the edges (1, R-1, R, R+1, M-1, M+1, ... and random sizes up to
+DENSE, PRUNE), for SPARSE and PRUNE a kept-per-group ``n`` from regmap.json ``nm.runtime_n`` (runtime N;
+drawn last, so the rest of a job is what it was before runtime N), a shape biased to the edges (1, R-1, R, R+1, M-1, M+1, ... and random sizes up to
 a few tiles), value distributions (uniform, ties of equal magnitude incl. -2^(d-1) next to
 2^(d-1)-1, the extremes only, all-zero groups, mostly zeros), and a memory model (read and write
 latency, words per cycle, per-bank or shared banking, stall rate and stall seed). The job runs on
@@ -18,7 +19,7 @@ shapes, simpler values, plainer memory) to a minimal job that still fails, print
 former alone), ``sim_cycles`` (clock cycles
 simulated), ``kernel_cycles`` (ap_start to ap_done, summed), ``cycles_per_s`` (sim_cycles per
 second of wall time spent in the simulation library), ``mismatches``, ``hangs``, ``errors``,
-``seed``, ``modes`` (fuzzed) and ``modes_refused_by_kernel`` (modes of regmap.json a 1-element probe
+``seed``, ``jobs_per_n`` (SPARSE and PRUNE jobs per n), ``modes`` (fuzzed) and ``modes_refused_by_kernel`` (modes of regmap.json a 1-element probe
 showed the kernel refuses with status bad_mode, i.e. not implemented: reported, not fuzzed), and
 the reproducers.
 """
@@ -56,6 +57,10 @@ class Job:
     banking: str
     stall_rate: float
     stall_seed: int
+    n: int = 0                 # SPARSE/PRUNE: kept per group (runtime N); 0 = the spec's n
+
+    def n_of(self, spec) -> int:
+        return self.n or spec.n
 
     def memory(self):
         from .memmodel import MemoryModel
@@ -84,7 +89,11 @@ def _edge_size(rng, tile: int, limit: int, span: int) -> int:
     return int(min(max(v, 1), limit))
 
 
-def draw_job(spec, modes: list[str], seed: int, index: int) -> Job:
+def draw_job(spec, modes: list[str], seed: int, index: int, runtime_n: list[int] | None = None) -> Job:
+    """Job ``index`` of ``seed``; SPARSE/PRUNE draw n from ``runtime_n`` (default: regmap.json nm.runtime_n of the spec)."""
+    if runtime_n is None:
+        from .regmap import regmap
+        runtime_n = regmap(spec)["nm"]["runtime_n"]
     rng = np.random.default_rng([seed, index])
     mode = str(rng.choice(modes))
     step = spec.m
@@ -93,11 +102,14 @@ def draw_job(spec, modes: list[str], seed: int, index: int) -> Job:
     cols = _edge_size(rng, spec.cols, spec.max_dim, 6 if big else 3) if mode != "PRUNE" else 0
     k = _edge_size(rng, step, spec.max_k, 48 if big else 12)
     lat = [1, 2, 8, 32, 64, 100, 200]
-    return Job(mode=mode, rows=rows, k=k, cols=cols, a_kind=str(rng.choice(KINDS)), b_kind=str(rng.choice(KINDS)),
-               data_seed=int(rng.integers(0, 2**31)), read_latency=int(rng.choice(lat)),
-               write_latency=int(rng.choice(lat)), words_per_cycle=float(rng.choice([1.0, 1.0, 0.5, 0.25, 0.8])),
-               banking=str(rng.choice(["per_bank", "per_bank", "shared"])),
-               stall_rate=float(rng.choice([0.0, 0.0, 0.05, 0.2, 0.5])), stall_seed=int(rng.integers(0, 2**31)))
+    job = Job(mode=mode, rows=rows, k=k, cols=cols, a_kind=str(rng.choice(KINDS)), b_kind=str(rng.choice(KINDS)),
+              data_seed=int(rng.integers(0, 2**31)), read_latency=int(rng.choice(lat)),
+              write_latency=int(rng.choice(lat)), words_per_cycle=float(rng.choice([1.0, 1.0, 0.5, 0.25, 0.8])),
+              banking=str(rng.choice(["per_bank", "per_bank", "shared"])),
+              stall_rate=float(rng.choice([0.0, 0.0, 0.05, 0.2, 0.5])), stall_seed=int(rng.integers(0, 2**31)))
+    if mode != "DENSE" and runtime_n:
+        job = replace(job, n=int(rng.choice(runtime_n)))
+    return job
 
 
 def _operand(rng, spec, shape, kind) -> np.ndarray:
@@ -125,17 +137,18 @@ def expected_and_actual(acc, job: Job):
     from hostpy import golden, nm
     s = acc.spec
     rng = np.random.default_rng(job.data_seed)
+    n = job.n_of(s)
     if job.mode == "PRUNE":
         w = _operand(rng, s, (job.rows, job.k), job.a_kind)
-        ff, bp = golden.prune(w, s.n, s.m, data_bits=s.data_bits)
-        got = acc.prune(w)
+        ff, bp = golden.prune(w, n, s.m, data_bits=s.data_bits)
+        got = acc.prune(w, n)
         exp = (ff.values, ff.indices, bp.values, bp.indices)
         act = (got.ff.values, got.ff.indices, got.bp.values, got.bp.indices)
         return exp, act
     a = _operand(rng, s, (job.rows, job.k), job.a_kind)
     b = _operand(rng, s, (job.k, job.cols), job.b_kind)
     if job.mode == "SPARSE":
-        comp = nm.compress(a, s.n, s.m, axis=1)
+        comp = nm.compress(a, n, s.m, axis=1)
         return (golden.gemm_sparse(comp, b, data_bits=s.data_bits, acc_bits=s.acc_bits),), (acc.gemm_sparse(comp, b),)
     return (golden.gemm_dense(a, b, data_bits=s.data_bits, acc_bits=s.acc_bits),), (acc.gemm(a, b),)
 
@@ -196,6 +209,8 @@ def _smaller(job: Job) -> list[Job]:
     for f in ("a_kind", "b_kind"):
         if getattr(job, f) != "random":
             out.append(replace(job, **{f: "random"}))
+    if job.n:
+        out.append(replace(job, n=0))          # the spec's n
     return out
 
 
@@ -237,15 +252,18 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
     jobs = tiles = gemm_tiles = mismatches = hangs = errors = 0
     shrunk: set[str] = set()
     per_mode: dict[str, int] = {}
+    per_n: dict[int, int] = {}
     failures = []
     cycles0, kcycles0, sim0, cpu0 = dev.model.cycles, dev.total_cycles, dev.sim_seconds, dev.sim_cpu_seconds
     t0 = time.monotonic()
     i = 0
     while (max_jobs is None or i < max_jobs) and time.monotonic() - t0 < seconds:
-        job = draw_job(acc.spec, modes, seed, i)
+        job = draw_job(acc.spec, modes, seed, i, list(acc.runtime_n))
         i += 1
         res = run_job(acc, job)
         jobs += 1
+        if job.mode != "DENSE":
+            per_n[job.n_of(acc.spec)] = per_n.get(job.n_of(acc.spec), 0) + 1
         tiles += job.tiles(acc.spec)
         per_mode[job.mode] = per_mode.get(job.mode, 0) + 1
         if job.mode != "PRUNE":
@@ -278,7 +296,8 @@ def fuzz(out_dir: str | Path, *, seconds: float = 60.0, seed: int = 1, max_jobs:
     wall = time.monotonic() - t0
     sim_cycles = dev.model.cycles - cycles0
     sim_s = dev.sim_seconds - sim0
-    rep = {"arch": acc.spec.name, "seed": seed, "modes": modes, "modes_refused_by_kernel": refused, "seconds": round(wall, 2), "jobs": jobs, "jobs_per_mode": per_mode, "tiles": tiles, "gemm_tiles": gemm_tiles,
+    rep = {"arch": acc.spec.name, "seed": seed, "modes": modes, "modes_refused_by_kernel": refused, "seconds": round(wall, 2), "jobs": jobs, "jobs_per_mode": per_mode,
+           "jobs_per_n": {str(k): v for k, v in sorted(per_n.items())}, "tiles": tiles, "gemm_tiles": gemm_tiles,
            "sim_cycles": sim_cycles, "kernel_cycles": dev.total_cycles - kcycles0,
            "cycles_per_s": round(sim_cycles / sim_s) if sim_s else 0,
            "cycles_per_s_wall": round(sim_cycles / wall) if wall else 0,

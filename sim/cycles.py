@@ -2,7 +2,8 @@
 
 Counted from the cycle of the first input beat to the cycle of the last result beat, both
 included, with streams that never stall the core (docs/RTL.md derives it). Per tile the core takes
-B = ceil(K / step) beats (step = M sparse, N dense). The shadow bank drains in
+B = ceil(K / step) beats (step = M sparse, N dense); a SPARSE job at runtime N keeping n per group
+takes spg = ceil(n / N) beats per group (hostpy.abi Abi.subrecords), B = ceil(K / M) * spg. The shadow bank drains in
 E = R / spec.drain_rows result beats (drain_rows rows per beat). A tile's last beat may enter
 only when the shadow bank is free: the previous tile's bank load (1 cycle) plus its E-beat drain
 must be over, so consecutive tiles are max(B, E + 2) cycles apart. The last tile then needs
@@ -17,34 +18,41 @@ Mode PRUNE streams ceil(groups / C) beats of C dense groups through C sat_prune 
 per cycle; each beat leaves PRUNE_STAGES cycles after it entered:
 
     prune_cycles = ceil(groups / C) + PRUNE_STAGES
+
+At runtime n every group leaves as spg records of N slots, one per cycle (the input waits), so
+
+    prune_cycles = ceil(groups / C) * spg + PRUNE_STAGES
 """
 from __future__ import annotations
 
 from gen.spec import ArchSpec
+from hostpy.abi import Abi
 
-__all__ = ["beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beats", "prune_cycles", "PRUNE_STAGES"]
+__all__ = ["subrecords", "beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beats", "prune_cycles", "PRUNE_STAGES"]
 
 # Pipeline stages of sat_prune (magnitudes, ranks, compaction): an RTL structure, not a spec field.
 PRUNE_STAGES = 3
 
 
-def _records_per_group(spec: ArchSpec, n: int | None) -> int:
-    """Records per group of a job at runtime n (ABI v2): ceil(n / n_hw)."""
-    from hostpy.abi import Abi
+def subrecords(spec: ArchSpec, mode: str, n: int | None) -> int:
+    """Core beats per group: spg = ceil(n / N) in SPARSE and PRUNE at runtime ``n`` (None: the spec's n), 1 in DENSE."""
+    if mode == "DENSE":
+        return 1
+    if n is not None and not 1 <= n < spec.m:
+        raise ValueError(f"n must be in [1, {spec.m - 1}] (nm.runtime_n), got {n}")
     return Abi(spec).subrecords(n)
 
 
 def beats_per_tile(spec: ArchSpec, mode: str, k: int, n: int | None = None) -> int:
-    """Input beats per output tile: ceil(K/M) x ceil(n/n_hw) in SPARSE mode, ceil(K/N) in DENSE mode."""
+    """Input beats per output tile: ceil(K/M) * spg in SPARSE mode (spg = ceil(n/N) at runtime ``n``), ceil(K/N) in DENSE mode."""
     if mode not in ("SPARSE", "DENSE"):
         raise ValueError(f"mode must be 'SPARSE' or 'DENSE', got {mode!r}")
     if mode == "SPARSE" and not spec.sparse:
         raise ValueError(f"{spec.name} is the dense baseline: it has no SPARSE mode")
     if not 1 <= k <= spec.max_k:
         raise ValueError(f"k must be in [1, {spec.max_k}], got {k}")
-    if mode == "SPARSE":
-        return -(-k // spec.m) * _records_per_group(spec, n)
-    return -(-k // spec.n)
+    step = spec.m if mode == "SPARSE" else spec.n
+    return -(-k // step) * subrecords(spec, mode, n)
 
 
 def result_beats_per_tile(spec: ArchSpec) -> int:
@@ -53,7 +61,8 @@ def result_beats_per_tile(spec: ArchSpec) -> int:
 
 
 def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int, n: int | None = None) -> int:
-    """Cycles from the first input beat to the last result beat of a job of ``tiles`` output tiles."""
+    """Cycles from the first input beat to the last result beat of a job of ``tiles`` output tiles
+    (SPARSE at runtime ``n``: None = the spec's n)."""
     if tiles < 1:
         raise ValueError(f"tiles must be >= 1, got {tiles}")
     b = beats_per_tile(spec, mode, k, n)
@@ -63,15 +72,16 @@ def core_cycles(spec: ArchSpec, mode: str, k: int, tiles: int, n: int | None = N
     return b + (tiles - 1) * max(b, e + 2) + e + 1
 
 
-def prune_beats(spec: ArchSpec, groups: int, n: int | None = None) -> int:
+def prune_beats(spec: ArchSpec, groups: int) -> int:
     """Beats of a PRUNE job over ``groups`` groups of M: C groups (one per column lane) per beat."""
     if not spec.sparse:
         raise ValueError(f"{spec.name} is the dense baseline: it has no PRUNE mode")
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    return -(-groups // spec.cols) * _records_per_group(spec, n)
+    return -(-groups // spec.cols)
 
 
 def prune_cycles(spec: ArchSpec, groups: int, n: int | None = None) -> int:
-    """Cycles from the first input beat to the last m_axis_p beat of a PRUNE job over ``groups`` groups."""
-    return prune_beats(spec, groups, n) + PRUNE_STAGES
+    """Cycles from the first input beat to the last m_axis_p beat of a PRUNE job over ``groups`` groups
+    keeping ``n`` per group (None: the spec's n): spg output beats per input beat."""
+    return prune_beats(spec, groups) * subrecords(spec, "PRUNE", n) + PRUNE_STAGES

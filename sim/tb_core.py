@@ -43,6 +43,8 @@ class CoreTB:
         dut.mode.value = 0
         dut.k_len.value = 0
         dut.n_tiles.value = 0
+        if self.spec.sparse:
+            dut.n_keep.value = self.spec.n      # runtime N (kept per group): covered end to end by tb_kernel
         self.cycle = 0
         self.first_in = None          # cycle of the first input handshake since clear_marks()
         self.last_out = None          # cycle of the latest result handshake
@@ -90,8 +92,10 @@ class CoreTB:
         for q in (self.w_src, self.a_src, *self.sinks):
             q.clear()
 
-    async def start(self, mode_code: int, k: int, tiles: int):
+    async def start(self, mode_code: int, k: int, tiles: int, n: int | None = None):
         d = self.dut
+        if self.spec.sparse:
+            d.n_keep.value = self.spec.n if n is None else n
         while d.busy.value == 1:
             await RisingEdge(d.clk)
         d.mode.value = mode_code
@@ -270,14 +274,16 @@ async def test_reset_mid_job(dut):
     # Refused starts: unsupported mode, K = 0, K > max_k, no tiles. Nothing may start.
     supported = tb.modes + (["PRUNE"] if s.sparse else [])
     bad_modes = [v for name, v in MODES.items() if name not in supported] + [(1 << len(dut.mode)) - 1]
-    cases = [(MODES["DENSE"], 0, 1), (MODES["DENSE"], 4, 0)] + [(m, 4, 1) for m in bad_modes]
+    cases = [(MODES["DENSE"], 0, 1, None), (MODES["DENSE"], 4, 0, None)] + [(m, 4, 1, None) for m in bad_modes]
     if s.sparse:
-        cases.append((MODES["PRUNE"], 4, 0))          # a PRUNE job of no beats
+        cases.append((MODES["PRUNE"], 4, 0, None))    # a PRUNE job of no beats
+        # runtime N: n_keep outside 1..M-1 in SPARSE or PRUNE
+        cases += [(MODES["SPARSE"], 4, 1, 0), (MODES["SPARSE"], 4, 1, s.m), (MODES["PRUNE"], 4, 1, 0)]
     if s.max_k + 1 < 2 ** len(dut.k_len):
-        cases.append((MODES["DENSE"], s.max_k + 1, 1))
-    for mode_code, k, tiles in cases:
+        cases.append((MODES["DENSE"], s.max_k + 1, 1, None))
+    for mode_code, k, tiles, n in cases:
         before = tb.start_errors
-        await tb.start(mode_code, k, tiles)
+        await tb.start(mode_code, k, tiles, n)
         await RisingEdge(dut.clk)
         await ReadOnly()
         assert dut.busy.value == 0, f"start(mode={mode_code}, k={k}, tiles={tiles}) must be refused"

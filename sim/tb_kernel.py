@@ -223,8 +223,12 @@ class Job:
     rows: int
     k: int
     cols: int
-    a: np.ndarray                    # dense A (SPARSE: already N:M along k)
+    a: np.ndarray                    # dense A (SPARSE: already n:M along k)
     b: np.ndarray                    # B[k][cols]
+    n: int = 0                       # kept per group (SPARSE, PRUNE: runtime N, the `n` register); 0 = the spec's n
+
+    def n_reg(self, spec) -> int:
+        return self.n or spec.n
 
 
 class KernelTB:
@@ -331,14 +335,15 @@ class KernelTB:
     def expected(self, job: Job) -> dict[str, np.ndarray]:
         """The output buffers of ``job`` as hostpy computes them (golden model, packed by the ABI)."""
         s = self.spec
+        n = job.n_reg(s)
         if job.mode == "PRUNE":
-            ff, bp = golden.prune(job.a, s.n, s.m, data_bits=s.data_bits)
+            ff, bp = golden.prune(job.a, n, s.m, data_bits=s.data_bits)
             out = {}
             out["ff_val"], out["ff_idx"] = self.abi.pack_compressed(ff.values, ff.indices, s.rows)
             out["bp_val"], out["bp_idx"] = self.abi.pack_compressed(bp.values, bp.indices, s.rows)
             return out
         if job.mode == "SPARSE":
-            comp = compress(job.a, s.n, s.m, axis=1)
+            comp = compress(job.a, n, s.m, axis=1)
             c = golden.gemm_sparse(comp, job.b, data_bits=s.data_bits, acc_bits=s.acc_bits)
         else:
             c = golden.gemm_dense(job.a, job.b, data_bits=s.data_bits, acc_bits=s.acc_bits)
@@ -350,7 +355,7 @@ class KernelTB:
             return {"a_val": self.abi.pack_grouped(job.a, s.rows)}
         ops = {"b": self.abi.pack_grouped(job.b.T, s.cols)}
         if job.mode == "SPARSE":
-            comp = compress(job.a, s.n, s.m, axis=1)
+            comp = compress(job.a, job.n_reg(s), s.m, axis=1)
             ops["a_val"], ops["a_idx"] = self.abi.pack_compressed(comp.values, comp.indices, s.rows)
         else:
             ops["a_val"] = self.abi.pack_grouped(job.a, s.rows)
@@ -364,10 +369,11 @@ class KernelTB:
 
     def limit(self, job: Job) -> int:
         s = self.spec
+        spg = self.abi.subrecords(job.n_reg(s))
         if job.mode == "PRUNE":
-            return 20 * (6 * -(-job.rows // s.rows) * -(-job.k // s.m) + 4 * self.model.read_latency) + 20000
+            return 20 * (6 * spg * -(-job.rows // s.rows) * -(-job.k // s.m) + 4 * self.model.read_latency) + 20000
         tiles = -(-job.rows // s.rows) * -(-job.cols // s.cols)
-        beats = -(-job.k // (s.m if job.mode == "SPARSE" else s.n))
+        beats = -(-job.k // s.m) * spg if job.mode == "SPARSE" else -(-job.k // s.n)
         return 20 * (tiles * (beats + 16) + 4 * self.model.read_latency) + 20000
 
     async def run(self, job: Job, *, what: str = "", restarts: int = 0) -> None:
@@ -376,7 +382,7 @@ class KernelTB:
         ``restarts`` > 0: start with the control register's auto_restart bit set, let the kernel run
         the job 1 + ``restarts`` times by itself, clear the bit during the last run (see auto_restart)."""
         s = self.spec
-        sizes = self.abi.call_bytes(job.mode, job.rows, job.k, job.cols)
+        sizes = self.abi.call_bytes(job.mode, job.rows, job.k, job.cols, job.n_reg(s))
         ops = self.operands(job)
         for name, data in ops.items():
             assert data.size == sizes[name], (name, data.size, sizes[name])
@@ -393,7 +399,9 @@ class KernelTB:
                 fill = self.rng.integers(0, 256, nbytes + 2 * GUARD, dtype=np.uint8).tobytes()
                 ddr.write(a - GUARD, fill)
                 guards[name] = fill
-        await self.program(self.regmap["modes"][job.mode], job.rows, job.k, job.cols, s.n, addrs)
+        # DENSE ignores the n register: it gets 0, n_hw, M or 2^32-1 at random (runtime N, docs/RTL.md)
+        n_reg = job.n_reg(s) if job.mode != "DENSE" else int(self.rng.choice([0, s.n, s.m, 0xFFFFFFFF]))
+        await self.program(self.regmap["modes"][job.mode], job.rows, job.k, job.cols, n_reg, addrs)
         if restarts:
             await self.auto_restart(restarts, self.limit(job), what)
         else:
@@ -437,8 +445,10 @@ class KernelTB:
                                        f"want {want_b} ({'reuse' if b_reused(s, job.k) else 'streaming'})")
 
     # ---- operands ----
-    def random_job(self, mode: str, rows: int, k: int, cols: int, kind: str = "random") -> Job:
+    def random_job(self, mode: str, rows: int, k: int, cols: int, kind: str = "random", n: int = 0) -> Job:
+        """A job; SPARSE/PRUNE keep ``n`` per group (0: the spec's n; the `n` register, runtime N)."""
         s = self.spec
+        n = n or s.n
         lo, hi = signed_range(s.data_bits)
         a = self.rng.integers(lo, hi + 1, size=(rows, k))
         b = self.rng.integers(lo, hi + 1, size=(k, cols))
@@ -449,16 +459,16 @@ class KernelTB:
             a = self.rng.choice([lo, hi, -hi, 0, 0, 0], size=(rows, k))
             a[:, : min(k, s.m)] = 0
         if mode == "SPARSE":
-            a = golden_prune_dense(a, s)
+            a = golden_prune_dense(a, s, n)
         if mode == "PRUNE":
             cols, b = 0, np.zeros((k, 0), np.int64)
-        return Job(mode, rows, k, cols, a.astype(np.int64), b.astype(np.int64))
+        return Job(mode, rows, k, cols, a.astype(np.int64), b.astype(np.int64), n if mode != "DENSE" else 0)
 
 
-def golden_prune_dense(a: np.ndarray, spec) -> np.ndarray:
-    """A pruned N:M along k (what the host sends for a sparse GEMM), dense."""
+def golden_prune_dense(a: np.ndarray, spec, n: int | None = None) -> np.ndarray:
+    """A pruned n:M along k (what the host sends for a sparse GEMM), dense (n: the spec's by default)."""
     from hostpy.nm import decompress
-    return decompress(compress(a, spec.n, spec.m, axis=1)).astype(np.int64)
+    return decompress(compress(a, n or spec.n, spec.m, axis=1)).astype(np.int64)
 
 
 async def _time_job(tb: KernelTB) -> None:
@@ -530,10 +540,13 @@ async def test_gemms(dut):
     tb = KernelTB(dut, "test_gemms")
     await tb.reset()
     s = tb.spec
+    runtime_n = [int(x) for x in tb.rng.permutation(tb.regmap["nm"]["runtime_n"] or [0])]
     for i, (rows, k, cols) in enumerate(_shapes(tb, cases(3))):
         for mode in _modes(tb):
-            job = tb.random_job(mode, rows, k, cols)
-            await run_timed(tb, job, f"job {i} {mode}")
+            # runtime N: SPARSE jobs walk nm.runtime_n (every n on sat_2x8 in CI), different n back to back
+            n = runtime_n[i % len(runtime_n)] if mode == "SPARSE" else 0
+            job = tb.random_job(mode, rows, k, cols, n=n)
+            await run_timed(tb, job, f"job {i} {mode} n={job.n_reg(tb.spec)}")
     for i, (rows, k, cols) in enumerate(_deep_shapes(tb)):            # then small ones reuse B again
         for mode in _modes(tb) if HEAVY else _modes(tb)[:1]:
             await run_timed(tb, tb.random_job(mode, rows, k, cols), f"deep {i} {mode}")
@@ -554,14 +567,17 @@ async def test_auto_restart(dut):
 
 @cocotb.test()
 async def test_extremes_and_ties(dut):
-    """Largest/smallest operands (accumulator wrap), equal magnitudes, all-zero groups."""
+    """Largest/smallest operands (accumulator wrap), equal magnitudes, all-zero groups; SPARSE at the
+    smallest and the largest runtime n."""
     tb = KernelTB(dut, "test_extremes_and_ties")
     await tb.reset()
     s = tb.spec
+    ns = sorted({min(tb.regmap["nm"]["runtime_n"] or [0]), max(tb.regmap["nm"]["runtime_n"] or [0])})
     for kind in ("extreme", "ties"):
         for mode in _modes(tb):
-            job = tb.random_job(mode, s.rows + 2, 4 * s.m + 1, s.cols + 1, kind)
-            await run_timed(tb, job, f"{kind} {mode}")
+            for n in (ns if mode == "SPARSE" else [0]):
+                job = tb.random_job(mode, s.rows + 2, 4 * s.m + 1, s.cols + 1, kind, n=n)
+                await run_timed(tb, job, f"{kind} {mode} n={job.n_reg(s)}")
 
 
 @cocotb.test()
@@ -665,13 +681,17 @@ async def test_bad_registers(dut):
     if "PRUNE" in modes and not rtl_prune(s):     # this kernel's PRUNE needs rows = cols = M: refused cleanly
         cases_.append(("PRUNE", dict(mode=modes["PRUNE"]), {"bad_mode"}))
     if rtl_prune(s):
-        cases_ += [("PRUNE n 1", dict(mode=modes["PRUNE"], n=s.n + 1), {"bad_n"}),
+        cases_ += [("PRUNE n 0", dict(mode=modes["PRUNE"], n=0), {"bad_n"}),
+                   ("PRUNE n M", dict(mode=modes["PRUNE"], n=s.m), {"bad_n"}),
+                   ("PRUNE n huge, k 0", dict(mode=modes["PRUNE"], n=0xFFFFFFFF, k=0), {"bad_n", "bad_size"}),
                    ("PRUNE k 0", dict(mode=modes["PRUNE"], cols=0, k=0), {"bad_size"}),
                    ("PRUNE misaligned bp_idx", dict(mode=modes["PRUNE"], ptr=("bp_idx", 4)), {"misaligned"}),
                    ("PRUNE misaligned ff_val", dict(mode=modes["PRUNE"], ptr=("ff_val", 8)), {"misaligned"})]
     if sparse:
         cases_ += [("SPARSE n 0", dict(mode=modes["SPARSE"], n=0), {"bad_n"}),
                    ("SPARSE n M", dict(mode=modes["SPARSE"], n=s.m), {"bad_n"}),
+                   ("SPARSE n M+1", dict(mode=modes["SPARSE"], n=s.m + 1), {"bad_n"}),
+                   ("SPARSE n 2^31", dict(mode=modes["SPARSE"], n=1 << 31), {"bad_n"}),
                    ("misaligned a_idx", dict(mode=modes["SPARSE"], ptr=("a_idx", 2)), {"misaligned"})]
     for what, change, want in cases_:
         addrs = dict(good)
@@ -725,7 +745,9 @@ async def test_reset_mid_job(dut):
 @cocotb.test()
 async def test_cycle_measurement(dut):
     """Cycles from the ap_start write to ap_done per job, fixed read latency and no pauses
-    (SATGEN_KERNEL_CYCLES_GEMMS, SATGEN_KERNEL_CYCLES_OUT, SATGEN_KERNEL_READ_LATENCY)."""
+    (SATGEN_KERNEL_CYCLES_GEMMS, SATGEN_KERNEL_CYCLES_OUT, SATGEN_KERNEL_READ_LATENCY). SPARSE and PRUNE
+    run at every n of SATGEN_KERNEL_CYCLES_NS (comma list; default: every n of nm.runtime_n), the spec's
+    n last among the SPARSE jobs of a GEMM (sim/run.py's dense_over_sparse takes the last SPARSE job)."""
     out = os.environ.get("SATGEN_KERNEL_CYCLES_OUT")
     if not out:
         return
@@ -735,14 +757,20 @@ async def test_cycle_measurement(dut):
     await tb.reset()
     gemms = [tuple(int(x) for x in g.split(",")) for g in os.environ["SATGEN_KERNEL_CYCLES_GEMMS"].split(";")]
     jobs = []
-    prune = ["PRUNE"] if rtl_prune(tb.spec) else []
-    for m, k, n in gemms:
+    s = tb.spec
+    prune = ["PRUNE"] if rtl_prune(s) else []
+    env_ns = os.environ.get("SATGEN_KERNEL_CYCLES_NS", "").strip()
+    ns = [int(x) for x in env_ns.split(",")] if env_ns else list(tb.regmap["nm"]["runtime_n"])
+    ns = sorted(x for x in ns if x != s.n) + ([s.n] if s.sparse else [])
+    for m, k, c in gemms:
         for mode in _modes(tb) + prune:
-            job = tb.random_job(mode, m, k, n)
-            t_wall = get_sim_time("ns")
-            cycles = await run_timed(tb, job, f"measure {mode} {m}x{k}x{n}")
-            jobs.append({"mode": mode, "gemm": [m, k, n] if mode != "PRUNE" else [m, k, 0], "cycles": cycles,
-                         "sim_cycles": int((get_sim_time("ns") - t_wall) // CLOCK_NS)})
+            for n in (ns if mode != "DENSE" else [0]):
+                job = tb.random_job(mode, m, k, c, n=n)
+                t_wall = get_sim_time("ns")
+                cycles = await run_timed(tb, job, f"measure {mode} {m}x{k}x{c} n={n}")
+                jobs.append({"mode": mode, "gemm": [m, k, c] if mode != "PRUNE" else [m, k, 0], "cycles": cycles,
+                             "n": n if mode != "DENSE" else None,
+                             "sim_cycles": int((get_sim_time("ns") - t_wall) // CLOCK_NS)})
     mem = {**model.to_dict(), "read_latency_note": "cycles from the AR handshake to the first R beat",
            "write_latency_note": "cycles from a burst's last W beat to its B response",
            "words_per_cycle_note": "each bundle its own memory: at most one R beat per cycle per bundle"}
@@ -767,10 +795,15 @@ async def test_prune(dut):
         assert await tb.read_reg(tb.args["status"]["offset"]) == 1 << tb.regmap["status_bits"]["bad_mode"]
         return
     shapes = [(1, 1), (s.rows, s.m), (2 * s.rows + 3, 3 * s.m - 1), (s.rows - 1, 5 * s.m + 2)]
-    shapes += [(int(tb.rng.integers(1, 4 * s.rows)), int(tb.rng.integers(1, 8 * s.m))) for _ in range(cases(2))]
+    runtime_n = [int(x) for x in tb.rng.permutation(tb.regmap["nm"]["runtime_n"])]
+    # every runtime n at least once (random shapes fill up to it), different n back to back
+    shapes += [(int(tb.rng.integers(1, 4 * s.rows)), int(tb.rng.integers(1, 8 * s.m)))
+               for _ in range(max(cases(2), len(runtime_n) - len(shapes)))]
     kinds = ["random", "ties", "extreme"]
     for i, (rows, k) in enumerate(shapes):
         kind = kinds[i % len(kinds)]
-        await run_timed(tb, tb.random_job("PRUNE", rows, k, 0, kind), f"PRUNE {kind} {rows}x{k}")
+        n = runtime_n[i % len(runtime_n)]
+        await run_timed(tb, tb.random_job("PRUNE", rows, k, 0, kind, n=n), f"PRUNE {kind} {rows}x{k} n={n}")
         mode = _modes(tb)[i % len(_modes(tb))]
-        await run_timed(tb, tb.random_job(mode, rows, k, s.cols + 1), f"{mode} after PRUNE")
+        n2 = runtime_n[(i + 1) % len(runtime_n)] if mode == "SPARSE" else 0
+        await run_timed(tb, tb.random_job(mode, rows, k, s.cols + 1, n=n2), f"{mode} n={n2} after PRUNE")

@@ -46,6 +46,12 @@ def test_jobs_are_a_function_of_seed_and_index():
     assert {j.mode for j in a} == set(modes)
     assert all(1 <= j.rows <= spec.max_dim and 1 <= j.k <= spec.max_k for j in a)
     assert Job(**json.loads(a[3].to_json())) == a[3]
+    # runtime N: SPARSE/PRUNE jobs draw n from nm.runtime_n (1..M-1), DENSE keeps 0; a job JSON without n
+    # (a reproducer of before runtime N) still loads, at the spec's n
+    assert {j.n for j in a if j.mode == "DENSE"} == {0}
+    assert {j.n for j in a if j.mode != "DENSE"} == set(range(1, spec.m))
+    old = {k: v for k, v in json.loads(a[3].to_json()).items() if k != "n"}
+    assert Job(**old).n_of(spec) == spec.n
 
 
 def test_bounded_fuzz_finds_nothing(arch, tmp_path):

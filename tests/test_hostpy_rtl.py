@@ -95,6 +95,40 @@ def test_prune_bit_exact_vs_numpy(rtl, arch, memory):
         rtl.device.model.configure(MemoryModel())
 
 
+@pytest.mark.parametrize("memory", MEMORIES, ids=MEMORY_IDS)
+def test_runtime_n_bit_exact_vs_numpy(rtl, arch, memory):
+    """Runtime N: PRUNE, FF and BP at every n of nm.runtime_n (1..M-1), back to back on one kernel without
+    reconfiguration, bit-exact vs the numpy backend; a job at n > n_hw takes ceil(n / n_hw) times the array
+    steps (its cycles grow with n)."""
+    rtl.device.model.configure(memory)
+    ref = hostpy.open(arch, backend="numpy")
+    s = rtl.spec
+    assert rtl.runtime_n == tuple(range(1, s.m))
+    rng = np.random.default_rng(12)
+    cout, cin, batch = 19, 45, 11                    # off the 8 x 8 grid, k not a multiple of M
+    w, x, dy = _ops(rng, (cout, cin)), _ops(rng, (cin, batch)), _ops(rng, (cout, batch))
+    w[1, :8] = 0                                     # an all-zero group
+    w[2, :8] = [127, -127, -128, 127, 1, -1, 0, 64]  # ties
+    cycles = {}
+    try:
+        for n in rng.permutation(rtl.runtime_n):
+            n = int(n)
+            pw, pw_ref = rtl.prune(w, n), ref.prune(w, n)
+            for got, exp in ((pw.ff, pw_ref.ff), (pw.bp, pw_ref.bp)):
+                assert got.n == n and np.array_equal(got.values, exp.values) and np.array_equal(got.indices, exp.indices)
+            assert np.array_equal(rtl.ff(pw, x), ref.ff(pw, x)), n
+            cycles[n] = rtl.device.last_cycles
+            assert np.array_equal(rtl.bp(pw, dy), ref.bp(pw, dy)), n
+    finally:
+        rtl.device.model.configure(MemoryModel())
+    if memory == MemoryModel():                      # full bandwidth: the FF call's cycles follow spg = ceil(n / n_hw)
+        spg = {n: -(-n // s.n) for n in cycles}
+        for a in cycles:
+            for b in cycles:
+                if spg[a] < spg[b]:
+                    assert cycles[a] < cycles[b], cycles
+
+
 def test_tiled_problem_matches_numpy(arch):
     rtl = _open_rtl(arch, tile=(16, 32, 16))
     ref = hostpy.open(arch, backend="numpy")
@@ -130,9 +164,9 @@ def _refused(dev, call: KernelCall, **override) -> tuple[str, dict]:
 
 
 @pytest.mark.parametrize("override,reason", [({"mode": 7}, "bad_mode"), ({"rows": 0}, "bad_size"),
-                                             ({"k": 10**6}, "bad_size"), ({"n": 3}, "bad_n"),
-                                             ({"b": lambda addr: addr + 8}, "misaligned")],
-                         ids=["mode", "rows0", "k_huge", "n", "misaligned_b"])
+                                             ({"k": 10**6}, "bad_size"), ({"n": 0}, "bad_n"), ({"n": 8}, "bad_n"),
+                                             ({"n": 2**32 - 1}, "bad_n"), ({"b": lambda addr: addr + 8}, "misaligned")],
+                         ids=["mode", "rows0", "k_huge", "n0", "nM", "n_huge", "misaligned_b"])
 def test_bad_registers_are_refused_by_status_and_touch_no_memory(rtl, override, reason):
     dev = rtl.device
     s = rtl.spec

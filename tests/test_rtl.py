@@ -154,6 +154,15 @@ def test_cycle_formula_shape():
     # The sparse/dense ratio tends to M/N.
     ratio = core_cycles(s, "DENSE", 4096, 16) / core_cycles(s, "SPARSE", 4096, 16)
     assert 0.99 * s.m / s.n < ratio <= s.m / s.n
+    # Runtime N: a group of n kept weights is ceil(n / N) beats; DENSE ignores n.
+    assert [beats_per_tile(s, "SPARSE", 17, n) for n in range(1, s.m)] == [3, 3, 6, 6, 9, 9, 12]
+    assert beats_per_tile(s, "DENSE", 17, 5) == 9
+    assert core_cycles(s, "SPARSE", k, 5, 7) - core_cycles(s, "SPARSE", k, 4, 7) == 4 * b
+    assert core_cycles(s, "SPARSE", k, 4, s.n) == core_cycles(s, "SPARSE", k, 4)
+    assert prune_cycles(s, 10 * s.cols, 3) == 2 * 10 + PRUNE_STAGES
+    for bad in (0, s.m):
+        with pytest.raises(ValueError, match="n must be"):
+            core_cycles(s, "SPARSE", k, 1, bad)
     with pytest.raises(ValueError, match="dense baseline"):
         core_cycles(preset("dense"), "SPARSE", 8, 1)
     with pytest.raises(ValueError, match="k must be"):
@@ -204,7 +213,7 @@ def test_cycles_report(arch):
 
 
 @pytest.mark.parametrize("arch", ["sat_2x8", "dense"])
-def test_kernel_cycles_report(arch):
+def test_kernel_cycles_report(arch, monkeypatch):
     """sat_kernel end to end (ap_start -> ap_done) on the core benchmark's GEMM, no pauses: the core's own
     cycle count plus a fixed per-job overhead (the first read's latency, the last write's B response and a
     few cycles of setup and draining), the same in every mode: the memory side adds nothing per beat."""
@@ -214,6 +223,8 @@ def test_kernel_cycles_report(arch):
     _verilator()
     spec = preset(arch)
     gemm = benchmark_gemm(spec)
+    # runtime N: SPARSE and PRUNE at n = 5 (3 records per group on 2:8 hardware) and at the spec's n
+    monkeypatch.setenv("SATGEN_KERNEL_CYCLES_NS", "5")
     report = measure_kernel_cycles(generated(arch), spec, [gemm], read_latency=64)
     mem = MemoryModel(**{k: v for k, v in report["memory"].items() if not k.endswith("_note")})
     assert mem.read_latency == 64 and mem.stall_rate == 0.0
@@ -221,7 +232,16 @@ def test_kernel_cycles_report(arch):
     overhead = {}
     for job in report["jobs"]:
         if job["mode"] != "PRUNE":
-            overhead[job["mode"]] = job["cycles"] - core_cycles(spec, job["mode"], gemm[1], tiles)
+            overhead[(job["mode"], job["n"])] = job["cycles"] - core_cycles(spec, job["mode"], gemm[1], tiles, job["n"])
+    if spec.sparse:
+        assert sorted(n for (mode, n) in overhead if mode == "SPARSE") == sorted({5, spec.n}), overhead
+        assert report["jobs"][[j["mode"] for j in report["jobs"]].index("SPARSE") + 1]["n"] == spec.n  # last SPARSE
+        prune = {j["n"]: j["cycles"] for j in report["jobs"] if j["mode"] == "PRUNE"}
+        # PRUNE at n = 5 emits 3 records per group: 2 more output beats per input beat than at n = 2, plus a
+        # tail that depends on where the testbench placed the output buffers (the last write burst of each
+        # copy ends at a 4 KiB boundary or after 64 beats: up to 64 cycles of difference)
+        ff_bp_beats = 2 * -(-gemm[0] // spec.rows) * -(-gemm[1] // spec.m)
+        assert abs(prune[5] - prune[spec.n] - 2 * ff_bp_beats) <= 64, prune
     assert overhead and all(mem.read_latency + mem.write_latency < o <= mem.read_latency + mem.write_latency + 64
                             for o in overhead.values()), overhead
     assert max(overhead.values()) - min(overhead.values()) <= 8, overhead
