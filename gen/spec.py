@@ -298,9 +298,9 @@ PRESETS: dict[str, ArchSpec] = {
     "dense": make_spec(name="dense", n=2, m=8, sparse=False),
     # Chosen by `make sweep` (docs/SWEEP.md): the fastest 2:8 point (modelled ResNet-18 step) whose
     # Yosys-synthesized kernel, and the spec's buffer estimate, stay within 70 % of the xcvu9p.
-    "sat_2x8_vu9p": make_spec(name="sat_2x8_vu9p", n=2, m=8, rows=32, cols=64, wbuf_depth=4096, abuf_depth=4096),
-    "dense_vu9p": make_spec(name="dense_vu9p", n=2, m=8, sparse=False, rows=32, cols=64, wbuf_depth=4096,
-                            abuf_depth=4096),
+    "sat_2x8_vu9p": make_spec(name="sat_2x8_vu9p", n=2, m=8, rows=32, cols=64, wbuf_depth=2048, abuf_depth=2048),
+    "dense_vu9p": make_spec(name="dense_vu9p", n=2, m=8, sparse=False, rows=32, cols=64, wbuf_depth=2048,
+                            abuf_depth=2048),
 }
 
 PRESET_SUMMARIES: dict[str, str] = {
