@@ -361,6 +361,16 @@ def test_bench_json_schema(bench_out):
         assert set(row) >= {"gemm", "modelled_core_cycles", "measured_rtl_core_cycles", "error"}
     for png in data["plots"]:
         assert (out / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Runtime N on this one kernel: every n of nm.runtime_n, then n = M (DENSE mode).
+    rows = data["runtime_n"]
+    assert [r["n"] for r in rows] == list(range(1, S28.m + 1)) and {r["m"] for r in rows} == {S28.m}
+    for r in rows:
+        assert r["speedup"] == pytest.approx(r["dense_cycles"] / r["cycles"], rel=1e-3)
+    at = {r["n"]: r["speedup"] for r in rows}
+    assert at[1] == at[2] > at[3] == at[4] > at[7] and at[S28.m] == 1.0
+    assert at[2] == pytest.approx(data["networks"][data["runtime_n_network"]]["speedup"], rel=1e-3)
+    plan = data["layerwise_plan"]
+    assert {la["n"] for la in plan["layers"]} >= {"dense", "1:8", "4:8"} and at[4] < plan["speedup"] < at[1]
 
 
 def test_bench_on_the_dense_baseline(tmp_path):
