@@ -56,8 +56,11 @@ PREPARE_WITHOUT_CHECK = ("proc", "tribuf -logic", "deminout", "opt_expr", "opt_c
 
 def synth_script(top: str) -> str:
     """The Yosys commands that synthesize ``top``: SYNTH_CMD's flow without its `check` passes."""
+    # The final `check` label's other steps stay: `hierarchy -check` re-derives the hierarchy that
+    # `stat` multiplies out (without it stat counted each submodule once), and `blackbox =A:whitebox`.
     return "\n".join([f"{SYNTH_CMD} -top {top} -run begin:prepare", *PREPARE_WITHOUT_CHECK,
-                      f"{SYNTH_CMD} -top {top} -run map_dsp:check"])
+                      f"{SYNTH_CMD} -top {top} -run map_dsp:check", f"hierarchy -check -top {top}",
+                      "blackbox =A:whitebox"])
 
 TIMEOUT_S = 3 * 3600
 

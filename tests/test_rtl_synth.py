@@ -33,6 +33,8 @@ def test_pe_and_small_array(tmp_path):
     assert got["pe"]["dsp"] == got["dense_pe"]["dsp"] >= 1
     assert got["pe"]["dsp"] <= spec.n                      # int8: at most one DSP per multiplier
     assert got["array"]["dsp"] == small.rows * small.cols * got["pe"]["dsp"]
+    # every PE instance counted (stat multiplies the kept hierarchy out), not each module once
+    assert got["array"]["ff"] >= small.rows * small.cols * got["pe"]["ff"] > 0
     assert got["pe"]["lut"] > got["dense_pe"]["lut"]
 
 
