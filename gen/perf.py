@@ -342,9 +342,9 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
     rates["b"] = _read_rate(mem, b_tile)
     rates["c"] = _write_rate(mem, c_tile)
 
-    def column_tile(next_b: bool) -> tuple[float, str]:
+    def column_tile(b_loads: int) -> tuple[float, str]:
         demand = {a: n_rt * a_tile[a] for a in a_args}
-        demand["b"] = n_rt * b_tile if streaming else (b_tile if next_b else 0)
+        demand["b"] = n_rt * b_tile if streaming else b_loads * b_tile
         demand["c"] = n_rt * c_tile
         return _memory_time(demand, rates, channels, mem)
 
@@ -353,18 +353,25 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
     cost.core_busy = tiles * per_tile + fixed
     if cost.core_busy != core_cycles(spec, mode, k, tiles, n):          # the split must add up to the formula
         raise AssertionError("core split does not reproduce sim.cycles.core_cycles")
-    # Column tiles: the first n_ct - 1 also load the next column tile's B (unless streaming).
+    # B column tiles loaded while a column tile computes (B reused): the first column tile's own
+    # B streams in during it and, with several row tiles, the next one's too; every later column
+    # tile but the last loads the next. With one row tile each load is effectively that column
+    # tile's own stream (the prefetch of ct+1 cannot start before ct's load ends).
+    if streaming or n_rt == 1:
+        windows = [(n_ct, 1)]
+    else:
+        windows = [(1, 2 if n_ct > 1 else 1), (n_ct - 2, 1), (1 if n_ct > 1 else 0, 0)]
     stalls: dict[str, float] = {}
-    for count, next_b in ((n_ct - 1, True), (1, False)):
+    for count, b_loads in windows:
         if count <= 0:
             continue
-        t, key = column_tile(next_b)
+        t, key = column_tile(b_loads)
         if t > compute:
             stalls[key] = stalls.get(key, 0.0) + count * (t - compute)
     # A master bound by its in-flight words gets its first window at full rate (its latency is in
     # the call's start): that much of its stall is not there.
     words = {a: n_ct * n_rt * a_tile[a] for a in a_args}
-    words["b"] = n_ct * (n_rt if streaming else 1) * b_tile - (0 if streaming else b_tile)
+    words["b"] = n_ct * (n_rt if streaming else 1) * b_tile
     for arg in [*a_args, "b"]:
         key = f"{arg} master"
         if key in stalls:
@@ -384,7 +391,7 @@ def _kernel_call(spec: ArchSpec, mode: str, rows: int, k: int, cols: int, mem: M
     if not streaming:
         cost.start += BBUF_PIPELINE
         fill_t, fill_key = _memory_time({"b": b_tile}, rates, channels, mem)
-        if fill_t > per_tile:
+        if n_rt > 1 and fill_t > per_tile:             # (one row tile: in the column-tile windows above)
             wait = math.ceil(fill_t - per_tile - 1e-9)
             cost.stalls[f"{fill_key}, first B column tile"] = wait
             stall_total += wait
