@@ -687,7 +687,7 @@ async def test_bad_registers(dut):
     ]
     if not rtl_dense(s):
         cases_.append(("DENSE with N not dividing M", dict(mode=modes["DENSE"]), {"bad_mode"}))
-    if "PRUNE" in modes and not rtl_prune(s):     # this kernel's PRUNE needs rows = cols = M: refused cleanly
+    if "PRUNE" in modes and not rtl_prune(s):     # no PRUNE shape of this kernel (rows != cols): refused cleanly
         cases_.append(("PRUNE", dict(mode=modes["PRUNE"]), {"bad_mode"}))
     if rtl_prune(s):
         cases_ += [("PRUNE n 0", dict(mode=modes["PRUNE"], n=0), {"bad_n"}),
