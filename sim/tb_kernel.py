@@ -508,10 +508,19 @@ PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
 
 
 def rtl_prune(spec) -> bool:
-    """Whether the RTL kernel runs PRUNE for this spec (hls_templates/rtl/sat_seq.sv.j2 PRUNE_OK: the BP
-    copy's transpose is pure wiring when rows = cols = M and a grouped record is whole words); other
-    sparse specs refuse PRUNE with bad_mode. test_prune / test_bad_registers check both sides."""
-    return spec.sparse and spec.rows == spec.cols == spec.m and spec.rows * spec.m * spec.mem_data_bits >= spec.axi_bits
+    """Whether the RTL kernel runs PRUNE for this spec (hls_templates/rtl/_sat_layout.j2 K_BPX: rows = cols
+    and a BP transpose shape: M = R with whole-word records, R = q x M with an R x R block of exactly one
+    word, or M = q x R with whole-word records); other sparse specs refuse PRUNE with bad_mode.
+    test_prune / test_bad_registers check both sides."""
+    if not spec.sparse or spec.rows != spec.cols:
+        return False
+    r, m, wb = spec.rows, spec.m, spec.axi_bits
+    rec = r * m * spec.mem_data_bits
+    if m == r:
+        return rec % wb == 0
+    if r > m:
+        return r % m == 0 and r * r * spec.mem_data_bits == wb and wb % rec == 0
+    return m % r == 0 and rec % wb == 0
 
 
 def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
@@ -678,7 +687,7 @@ async def test_bad_registers(dut):
     ]
     if not rtl_dense(s):
         cases_.append(("DENSE with N not dividing M", dict(mode=modes["DENSE"]), {"bad_mode"}))
-    if "PRUNE" in modes and not rtl_prune(s):     # this kernel's PRUNE needs rows = cols = M: refused cleanly
+    if "PRUNE" in modes and not rtl_prune(s):     # no PRUNE shape of this kernel (rows != cols): refused cleanly
         cases_.append(("PRUNE", dict(mode=modes["PRUNE"]), {"bad_mode"}))
     if rtl_prune(s):
         cases_ += [("PRUNE n 0", dict(mode=modes["PRUNE"], n=0), {"bad_n"}),

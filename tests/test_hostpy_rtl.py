@@ -8,6 +8,8 @@ a library of another arch refused, simulated cycles reported. One Verilator buil
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -207,3 +209,30 @@ def test_build_errors_are_backend_unavailable_with_the_reason(arch, tmp_path):
     (broken / "rtl" / "filelist.f").write_text("sat_pe.sv\n")
     with pytest.raises(BackendUnavailableError, match="no module sat_kernel"):
         hostpy.open(broken, backend="rtl")
+
+
+@pytest.mark.skipif(os.environ.get("SATGEN_HEAVY") != "1",
+                    reason="a second Verilator build of the kernel (SATGEN_HEAVY=1, as make sim's heavy cases)")
+@pytest.mark.parametrize("name", ["sat_2x4"])
+def test_prune_with_m_not_rows_bit_exact_vs_numpy(tmp_path_factory, name):
+    """PRUNE where M != rows = cols (sat_2x4: 8 x 8, M = 4, the BP copy from R x R blocks of W): both copies at
+    every runtime n, shapes off the grid, ties and all-zero groups, under stalls, bit-exact vs numpy; then an
+    FF and a BP GEMM with the kernel's own copies."""
+    path = arch_dir(tmp_path_factory, name)
+    acc = _open_rtl(path, memory=STALLY)
+    ref = hostpy.open(path, backend="numpy")
+    s = acc.spec
+    rng = np.random.default_rng(21)
+    try:
+        for i, (cout, cin) in enumerate([(1, 1), (9, 13), (21, 45), (16, 64)]):
+            w = _ops(rng, (cout, cin))
+            w[min(1, cout - 1), : min(cin, s.m)] = 0
+            for n in range(1, s.m):
+                pw, pw_ref = acc.prune(w, n), ref.prune(w, n)
+                for got, exp in ((pw.ff, pw_ref.ff), (pw.bp, pw_ref.bp)):
+                    assert np.array_equal(got.values, exp.values) and np.array_equal(got.indices, exp.indices), (cout, cin, n)
+            x, dy = _ops(rng, (cin, 5)), _ops(rng, (cout, 7))
+            assert np.array_equal(acc.ff(pw, x), ref.ff(pw_ref, x))
+            assert np.array_equal(acc.bp(pw, dy), ref.bp(pw_ref, dy))
+    finally:
+        acc.close()
