@@ -26,3 +26,24 @@ def csim_available() -> bool:
 
 needs_csim = pytest.mark.skipif(not csim_available(), reason="gen.csim (the HLS C-simulation library builder) "
                                 "is not in this tree yet")
+
+
+def gemm_operands(seed=3, rows=8, k=16, cols=8):
+    """Random int8 A[rows][k], B[k][cols] for the board-driver suites."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-128, 128, (rows, k)).astype(np.int8), rng.integers(-128, 128, (k, cols)).astype(np.int8))
+
+
+def check_gemm_and_ff(acc) -> None:
+    """A DENSE GEMM (and, on a sparse kernel, PRUNE + FF) off the tile grid, bit-exact vs hostpy.golden."""
+    import numpy as np
+    from hostpy import golden
+    s = acc.spec
+    kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
+    a, b = gemm_operands(seed=11, rows=9, k=24, cols=5)
+    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, **kw))
+    if s.sparse:
+        p = acc.prune(a)
+        ff, _ = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
+        assert np.array_equal(acc.ff(p, b), golden.ff(ff, b, **kw))

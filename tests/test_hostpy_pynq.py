@@ -26,7 +26,7 @@ from hostpy.errors import (ArchError, ArchMismatchError, BackendUnavailableError
                            KernelError)
 
 from fakes import FakeOverlay, FakePynqDevice, hwh_registers  # noqa: E402
-from test_hostpy_helpers import arch_dir  # noqa: E402
+from test_hostpy_helpers import arch_dir, check_gemm_and_ff, gemm_operands as _gemm_operands  # noqa: E402
 
 BASE = 0xA000_0000
 
@@ -38,11 +38,6 @@ def _open(tmp_path_factory, name="sat_2x8", tile=None, timeout_s=5.0, overlay=Fa
     where = {"overlay": FakeOverlay(dev, ip)} if overlay else {"ip": ip}
     acc = hostpy.open(arch.path, backend="pynq", device=dev, tile=tile, timeout_s=timeout_s, **where, **kw)
     return acc, dev
-
-
-def _gemm_operands(seed=3, rows=8, k=16, cols=8):
-    rng = np.random.default_rng(seed)
-    return (rng.integers(-128, 128, (rows, k)).astype(np.int8), rng.integers(-128, 128, (k, cols)).astype(np.int8))
 
 
 def test_register_programming_and_partial_syncs_of_one_sparse_call(tmp_path_factory):
@@ -81,14 +76,7 @@ def test_register_programming_and_partial_syncs_of_one_sparse_call(tmp_path_fact
 @pytest.mark.parametrize("name", ["dense", "sat_2x8_kv260", "sat_2x4"])
 def test_other_presets_bit_exact(tmp_path_factory, name):
     acc, dev = _open(tmp_path_factory, name)
-    s = acc.spec
-    a, b = _gemm_operands(seed=11, rows=9, k=24, cols=5)
-    kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
-    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, **kw))
-    if s.sparse:
-        p = acc.prune(a)
-        ff, _ = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
-        assert np.array_equal(acc.ff(p, b), golden.ff(ff, b, **kw))
+    check_gemm_and_ff(acc)
     assert not dev.violations
 
 

@@ -22,7 +22,7 @@ from hostpy.device import DeviceBusyError, KernelCall
 from hostpy.errors import BackendUnavailableError, DeviceTimeoutError, KernelError
 
 from fakes import fake_pyxrt, write_fake_xclbin
-from test_hostpy_helpers import arch_dir
+from test_hostpy_helpers import arch_dir, check_gemm_and_ff, gemm_operands as _gemm_operands
 
 VERSIONS = [(2, 11), (2, 12), (2, 15), (2, 16), (2, 23)]
 
@@ -34,11 +34,6 @@ def _open(tmp_path_factory, tmp_path, monkeypatch, version=(2, 23), executor=Non
     monkeypatch.setitem(sys.modules, "pyxrt", px)
     xclbin = write_fake_xclbin(tmp_path / "sat_kernel.xclbin", arch)
     return hostpy.open(arch.path, backend="xrt", xclbin=xclbin, tile=tile, timeout_s=timeout_s), px
-
-
-def _gemm_operands(seed=3, rows=8, k=16, cols=8):
-    rng = np.random.default_rng(seed)
-    return (rng.integers(-128, 128, (rows, k)).astype(np.int8), rng.integers(-128, 128, (k, cols)).astype(np.int8))
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: "xrt%d.%d" % v)
@@ -65,14 +60,7 @@ def test_three_passes_bit_exact_on_every_pyxrt_generation(tmp_path_factory, tmp_
 @pytest.mark.parametrize("name", ["dense", "sat_2x8_kv260", "sat_2x4"])
 def test_other_presets_bit_exact(tmp_path_factory, tmp_path, monkeypatch, name):
     acc, px = _open(tmp_path_factory, tmp_path, monkeypatch, name=name, tile=None)
-    s = acc.spec
-    kw = dict(data_bits=s.data_bits, acc_bits=s.acc_bits)
-    a, b = _gemm_operands(seed=11, rows=9, k=24, cols=5)
-    assert np.array_equal(acc.gemm(a, b), golden.gemm_dense(a, b, **kw))
-    if s.sparse:
-        p = acc.prune(a)
-        ff, _ = golden.prune(a, s.n, s.m, data_bits=s.data_bits)
-        assert np.array_equal(acc.ff(p, b), golden.ff(ff, b, **kw))
+    check_gemm_and_ff(acc)
     assert not px.fatal
 
 
