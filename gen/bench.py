@@ -133,18 +133,19 @@ def kernel_calls_section(spec: ArchSpec, log=print) -> list[dict]:
     for call in kernel_validation_calls(spec):
         mem = call["memory"]
         if call["mode"] == "PRUNE":
-            g = prune_call(spec, call["rows"], call["k"], mem)
+            g = prune_call(spec, call["rows"], call["k"], mem, n=call["n"])
         else:
             g = kernel_call(spec, call["mode"], call["rows"], call["k"], call["cols"], mem)
         rows.append({"kind": call["kind"], "term": call["term"], "mode": call["mode"], "rows": call["rows"], "k": call["k"],
-                     "cols": call["cols"], "memory": mem.to_dict(), "modelled_cycles": g.cycles,
+                     "cols": call["cols"], "n": call["n"], "memory": mem.to_dict(), "modelled_cycles": g.cycles,
                      "modelled_core_term": g.core_busy, "modelled_start": g.start, "modelled_tail": g.tail,
                      "modelled_stalls": g.stalls, "measured_rtl_kernel_cycles": None})
     log("\n== single RTL-kernel calls, modelled (gen.perf.kernel_call / prune_call), to compare with the "
         "whole RTL kernel measured in the Verilator harness on the same MemoryModel ==")
     log(_table(["call [rows,k,cols]", "mode", "term exercised", "memory (≠ default)", "modelled", "core term", "start",
                 "tail", "stalls", "measured RTL kernel"],
-               [["x".join(str(r[x]) for x in ("rows", "k", "cols")), r["mode"], r["term"],
+               [["x".join(str(r[x]) for x in ("rows", "k", "cols")) + (f" n={r['n']}" if r["n"] else ""), r["mode"],
+                 r["term"],
                  ", ".join(f"{k}={v}" for k, v in r["memory"].items() if v != MemoryModel().to_dict()[k]) or "-",
                  str(r["modelled_cycles"]), str(r["modelled_core_term"]), str(r["modelled_start"]),
                  str(r["modelled_tail"]), "; ".join(f"{k} {v}" for k, v in r["modelled_stalls"].items()) or "-",
