@@ -503,17 +503,24 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
     #       tall: max(spg, live slots x WPR + zero slots): the beat's q records come from the q row
     #       tiles gb*q .. gb*q+q-1; slots past W's last row tile are zero-filled, one cycle each.
     ff_feed = ff_beats * max(spg, wpr)
+    # The first beat enters the core once its record's words are there (eq / tall: WPR cycles, the
+    # core's formula counts 1): min(WPR, spg) - 1 more cycles where the core, not the feed, is the bound.
+    first = min(1 if layout.shape == "wide" else wpr, spg) - 1
     if layout.shape == "wide":
         bp_feed = bp_beats * spg
         bp_words = kt_n * rt_n                       # every R x R block (one word) once
     elif layout.shape == "tall":
         live_last = rt_n - (gb_n - 1) * q            # row tiles in the last BP group
-        bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + max(spg, live_last * wpr + (q - live_last)))
+        # Measured on sat_1x16 (docs/PERF.md): a zero slot (a row tile past W) costs no cycle of its
+        # own, except in the job's very last beat when that beat is not core-bound.
+        bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + max(spg, live_last * wpr))
+        if live_last < q and live_last * wpr + (q - live_last) > spg:
+            bp_feed += 1
         bp_words = kt_n * rt_n * wpr                 # record (rt, kt div q) once per kt: W read q times
     else:
         bp_feed = bp_beats * max(spg, wpr)
         bp_words = w_words                           # every record once, one command each
-    feed = ff_feed + bp_feed
+    feed = ff_feed + bp_feed + first
     if feed > cost.beats:
         cost.stalls[f"W record feed ({layout.shape}, {wpr} word{'s' if wpr > 1 else ''} per record"
                     f"{f', {q} records per BP beat' if layout.shape == 'tall' else ''})"] = feed - cost.beats
@@ -636,6 +643,11 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
             ("prune_bandwidth", "PRUNE on one shared channel at a quarter word per cycle: memory bound", "PRUNE",
              4 * r, 16 * m, 0, MemoryModel(words_per_cycle=0.25, banking="shared"), None),
         ]
+        lay = prune_shape(spec)
+        mixed = [n for n in range(nh + 1, m) if lay.wpr < _spg(spec, n) < lay.q * lay.wpr]
+        if lay.shape == "tall" and mixed:            # FF pass core-bound, BP pass feed-bound (a known gap)
+            calls.append(("prune_mixed", f"PRUNE at n = {mixed[0]}: FF pass core-bound, BP pass record-feed-bound",
+                          "PRUNE", 4 * r, 16 * m, 0, MemoryModel(), mixed[0]))
     out, seen = [], set()
     for kind, term, mode, rows, k, cols, mem, n in calls:
         if not spec.sparse and mode != "DENSE":
