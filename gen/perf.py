@@ -511,11 +511,11 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
         bp_words = kt_n * rt_n                       # every R x R block (one word) once
     elif layout.shape == "tall":
         live_last = rt_n - (gb_n - 1) * q            # row tiles in the last BP group
-        # Measured on sat_1x16 (docs/PERF.md): a zero slot (a row tile past W) costs no cycle of its
-        # own, except in the job's very last beat when that beat is not core-bound.
-        bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + max(spg, live_last * wpr))
-        if live_last < q and live_last * wpr + (q - live_last) > spg:
-            bp_feed += 1
+        # Measured (sat_1x16 and a 4 x 4, M = 16 spec; docs/PERF.md): a zero slot (a row tile past W)
+        # costs no cycle of its own, except in the job's very last beat (one cycle each).
+        last_beat = max(spg, live_last * wpr)
+        bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + last_beat)
+        bp_feed += max(spg, live_last * wpr + (q - live_last)) - last_beat
         bp_words = kt_n * rt_n * wpr                 # record (rt, kt div q) once per kt: W read q times
     else:
         bp_feed = bp_beats * max(spg, wpr)

@@ -275,7 +275,7 @@ class StepLedger:
 # ---- the hook for `make bench`: a layer-wise plan on a benchmark network ---------------------------
 
 def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: int | None = None,
-                      runtime_n=None, batch: int = 32) -> dict:
+                      runtime_n=None, batch: int = 32, cheaper: bool = True) -> dict:
     """Modelled cycles of one BDWP training step of a gen.workloads network under a layer-wise plan.
 
     ``n``: the target kept per group (default the spec's n) at the spec's M. ``plan``: a rule
@@ -283,7 +283,9 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
     all: the classifier too) and/or ``layer=N:M|dense`` entries by workload layer name. A pass runs
     SPARSE at its layer's n when the workload lowers it sparse (axis a multiple of M) and n is in
     ``runtime_n`` (default: the spec's regmap ``nm.runtime_n``; pass :func:`full_runtime_n` for a
-    runtime-N kernel), DENSE otherwise; SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
+    runtime-N kernel), DENSE otherwise, and (``cheaper``, the default) DENSE also where that costs no
+    more modelled cycles than SPARSE + PRUNE (:func:`sparse_or_dense`; ``cheaper=False`` prices SPARSE
+    at n regardless); SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
     per-layer n, modes, cycles, the dense-training cycles and the speedup, and the totals.
     """
     from gen.regmap import regmap
@@ -311,7 +313,7 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
         phase = Phase(*target) if target else DENSE_PHASE
         mode = _phase_mode(phase, spec.m, tuple(runtime_n))
         layer_gemms = [g for g in gemms if g.layer == la.name]
-        if mode[0] == "SPARSE" and target:          # SPARSE only where it costs fewer modelled cycles
+        if cheaper and mode[0] == "SPARSE" and target:     # SPARSE only where it costs fewer modelled cycles
             dense_wins, why = sparse_or_dense(spec, mode[1], [(g.rows, g.k, g.cols, g.count)
                                                               for g in layer_gemms if g.sparse],
                                               (la.cout, la.reduction, la.count))

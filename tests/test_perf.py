@@ -398,6 +398,9 @@ def test_bench_json_schema(bench_out):
         assert r["speedup"] == pytest.approx(r["dense_cycles"] / r["cycles"], rel=1e-3)
     at = {r["n"]: r["speedup"] for r in rows}
     assert at[1] == at[2] > at[3] == at[4] > at[7] and at[S28.m] == 1.0
+    # hostpy.plan runs DENSE where SPARSE + PRUNE cost no less (n = 7: 4 records per group = M/n_hw).
+    planned = {r["n"]: r.get("planned_speedup") for r in rows}
+    assert at[7] < 1.0 == planned[7] and all(planned[n] == at[n] for n in range(1, 7))
     assert at[2] == pytest.approx(data["networks"][data["runtime_n_network"]]["speedup"], rel=1e-3)
     plan = data["layerwise_plan"]
     assert {la["n"] for la in plan["layers"]} >= {"dense", "1:8", "4:8"} and at[4] < plan["speedup"] < at[1]

@@ -102,10 +102,11 @@ def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
 # held to this relative error (measured: at most 0.92 %, sat_2x4); elsewhere it is exact, but for the
 # one known gap below.
 PRUNE_MEMORY_BOUND_ERROR = 0.015
-# "tall" PRUNE with the FF pass core-bound and the BP pass record-feed-bound (sat_1x16 at n = 3): the
-# RTL overlaps the FF -> BP turn by a few cycles the model does not (measured: modelled 4 cycles high
-# on 32 x 256 and 64 x 2048). docs/PERF.md "PRUNE".
-PRUNE_MIXED_GAP_CYCLES = 4
+# "tall" PRUNE with the FF pass core-bound and the BP pass record-feed-bound (WPR < spg < q x WPR; sat_1x16
+# at n = 3, kv260 at n = 5): the RTL overlaps the FF -> BP turn by cycles the model does not charge. The
+# measured envelope (docs/PERF.md "PRUNE"): modelled 0 .. 3 x spg cycles high (4 at spg 3 on sat_1x16 and
+# kv260; 11 .. 23 at spg 5 .. 8 on a custom 4 x 4, M = 16, 128-bit spec).
+PRUNE_MIXED_GAP_PER_SPG = 3
 
 
 def _rtl_backend_ok():
@@ -144,6 +145,7 @@ def test_prune_calls_match_the_rtl_kernel(name):
         if r["memory_bound"]:
             assert abs(r["error"]) <= PRUNE_MEMORY_BOUND_ERROR, r
         elif r["kind"] == "prune_mixed":
-            assert 0 <= diff <= PRUNE_MIXED_GAP_CYCLES, r
+            spg = -(-r["n"] // preset(name).n)
+            assert 0 <= diff <= PRUNE_MIXED_GAP_PER_SPG * spg, r
         else:
             assert diff == 0, r
