@@ -13,7 +13,9 @@ write to the ap_done interrupt, simulated in the RTL) with ``gen.perf.kernel_cal
 model_cycles, rtl_cycles, error}, error = (model - rtl) / rtl; a call the kernel refuses with
 status bad_mode, i.e. a mode it does not implement, is listed with rtl_cycles None) and
 ``model_vs_rtl_kernel_max_error`` (max |error| over the measured calls) into ``<out>/reports/bench.json`` (other keys of that file are kept), plus the
-memory model, the simulated cycles and the wall time.
+memory model, the simulated cycles and the wall time. With the default key it then measures the PRUNE
+calls of ``gen.perf.kernel_validation_calls`` (shapes on and off the grid, larger runtime n, a
+memory-bound one; :func:`prune_calls_vs_rtl`) into ``prune_model_vs_rtl_kernel``.
 """
 from __future__ import annotations
 
