@@ -158,7 +158,8 @@ def kernel_calls_section(spec: ArchSpec, log=print) -> list[dict]:
 def _summary(s: StepCost) -> dict:
     return {"modelled_cycles": s.cycles, "seconds": s.seconds(), "effective_gops": s.effective_gops(),
             "utilization": s.utilization(), "breakdown": s.breakdown(), "memory_stalls": s.stalls(),
-            "b_streaming_calls": s.b_streaming_calls, "macs": s.macs, "mults": s.mults}
+            "b_streaming_calls": s.b_streaming_calls, "macs": s.macs, "mults": s.mults,
+            "prune_estimate": s.prune_estimate}
 
 
 def workload_ideal(spec: ArchSpec, name: str, batch: int) -> float:
