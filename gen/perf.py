@@ -490,18 +490,20 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
     # BP beats kt_n x gb_n (BP lane tile kt of R columns of W, group gb of M rows of W).
     rt_n, g = -(-rows // spec.rows), -(-k // spec.m)
     kt_n, gb_n = -(-k // spec.rows), -(-rows // spec.m)
-    ff_beats, bp_beats = rt_n * g, kt_n * gb_n
+    # Beats of C groups (R lanes per record; R = C on every shape the kernel has: only the estimate
+    # for a refusing R != C kernel differs, with its C lanes taking C groups per beat).
+    ff_beats, bp_beats = -(-rt_n * g * spec.rows // spec.cols), -(-kt_n * gb_n * spec.rows // spec.cols)
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
     # One core job over both passes (sim.cycles.prune_cycles of all groups, lane tiles padded to R
     # lanes as the ABI pads them; the core takes spg cycles per beat of C groups).
-    cost.core_busy = _prune_core_cycles(spec, (ff_beats + bp_beats) * spec.rows, n)
+    cost.core_busy = _prune_core_cycles(spec, (ff_beats + bp_beats) * spec.cols, n)
     cost.beats = (ff_beats + bp_beats) * spg
     # The beat feed (docs/RTL.md "PRUNE", cycle rule): a beat waits for its record's words (WPR, at
     # one word per cycle from the read FIFO) when they exceed the core's spg cycles.
     #   FF: eq, tall: max(spg, WPR) per beat; wide: spg (two records per word).
     #   BP: eq: max(spg, WPR); wide: spg (one word, an R x R block, feeds q beats);
-    #       tall: max(spg, live slots x WPR + zero slots): the beat's q records come from the q row
-    #       tiles gb*q .. gb*q+q-1; slots past W's last row tile are zero-filled, one cycle each.
+    #       tall: max(spg, live slots x WPR): the beat's q records come from the q row tiles
+    #       gb*q .. gb*q+q-1; slots past W's last row tile are zero-filled (below).
     ff_feed = ff_beats * max(spg, wpr)
     # The first beat enters the core once its record's words are there (eq / tall: WPR cycles, the
     # core's formula counts 1): min(WPR, spg) - 1 more cycles where the core, not the feed, is the bound.
