@@ -7,7 +7,9 @@
 * **Mode**: on a device a pass runs SPARSE at n only when the phase's effective weights are n:M
   with the kernel's M and n is one of the kernel's ``regmap.json`` ``nm.runtime_n``; anything else
   (dense phases, PGF mask decay above zero, n outside runtime_n, patterns grouped by another M)
-  runs DENSE on the kernel and is reported with the reason (:func:`pass_modes`).
+  runs DENSE on the kernel and is reported with the reason (:func:`pass_modes`); so does a pass whose
+  SPARSE run at n plus its PRUNE would cost no fewer modelled cycles than DENSE
+  (:func:`sparse_or_dense`, e.g. n = 7 on 2:8 hardware).
 * **Cost**: modelled cycles of a step from gen.perf's public ``gemm_cost`` / ``prune_cost`` per
   GEMM with the GEMM's own mode, and :func:`runtime_n_gemm_cycles` for a SPARSE GEMM at n.
 
