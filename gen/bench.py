@@ -133,18 +133,19 @@ def kernel_calls_section(spec: ArchSpec, log=print) -> list[dict]:
     for call in kernel_validation_calls(spec):
         mem = call["memory"]
         if call["mode"] == "PRUNE":
-            g = prune_call(spec, call["rows"], call["k"], mem)
+            g = prune_call(spec, call["rows"], call["k"], mem, n=call["n"])
         else:
             g = kernel_call(spec, call["mode"], call["rows"], call["k"], call["cols"], mem)
         rows.append({"kind": call["kind"], "term": call["term"], "mode": call["mode"], "rows": call["rows"], "k": call["k"],
-                     "cols": call["cols"], "memory": mem.to_dict(), "modelled_cycles": g.cycles,
+                     "cols": call["cols"], "n": call["n"], "memory": mem.to_dict(), "modelled_cycles": g.cycles,
                      "modelled_core_term": g.core_busy, "modelled_start": g.start, "modelled_tail": g.tail,
                      "modelled_stalls": g.stalls, "measured_rtl_kernel_cycles": None})
     log("\n== single RTL-kernel calls, modelled (gen.perf.kernel_call / prune_call), to compare with the "
         "whole RTL kernel measured in the Verilator harness on the same MemoryModel ==")
     log(_table(["call [rows,k,cols]", "mode", "term exercised", "memory (≠ default)", "modelled", "core term", "start",
                 "tail", "stalls", "measured RTL kernel"],
-               [["x".join(str(r[x]) for x in ("rows", "k", "cols")), r["mode"], r["term"],
+               [["x".join(str(r[x]) for x in ("rows", "k", "cols")) + (f" n={r['n']}" if r["n"] else ""), r["mode"],
+                 r["term"],
                  ", ".join(f"{k}={v}" for k, v in r["memory"].items() if v != MemoryModel().to_dict()[k]) or "-",
                  str(r["modelled_cycles"]), str(r["modelled_core_term"]), str(r["modelled_start"]),
                  str(r["modelled_tail"]), "; ".join(f"{k} {v}" for k, v in r["modelled_stalls"].items()) or "-",
@@ -157,7 +158,8 @@ def kernel_calls_section(spec: ArchSpec, log=print) -> list[dict]:
 def _summary(s: StepCost) -> dict:
     return {"modelled_cycles": s.cycles, "seconds": s.seconds(), "effective_gops": s.effective_gops(),
             "utilization": s.utilization(), "breakdown": s.breakdown(), "memory_stalls": s.stalls(),
-            "b_streaming_calls": s.b_streaming_calls, "macs": s.macs, "mults": s.mults}
+            "b_streaming_calls": s.b_streaming_calls, "macs": s.macs, "mults": s.mults,
+            "prune_estimate": s.prune_estimate}
 
 
 def workload_ideal(spec: ArchSpec, name: str, batch: int) -> float:
@@ -551,9 +553,11 @@ def runtime_n_section(spec: ArchSpec, out: Path, batch: int, rtl: bool, log=prin
         f"(nm.runtime_n {ns}; n = M is DENSE mode) ==")
     rows = []
     for n in ns:
-        rep = network_plan_cost(spec, RUNTIME_N_NETWORK, n=n, runtime_n=ns, batch=batch)
+        rep = network_plan_cost(spec, RUNTIME_N_NETWORK, n=n, runtime_n=ns, batch=batch, cheaper=False)
+        plan = network_plan_cost(spec, RUNTIME_N_NETWORK, n=n, runtime_n=ns, batch=batch)
         rows.append({"n": n, "m": spec.m, "mode": "SPARSE", "speedup": rep["speedup"], "cycles": rep["cycles"],
-                     "dense_cycles": rep["dense_cycles"], "records_per_group": -(-n // spec.n)})
+                     "dense_cycles": rep["dense_cycles"], "records_per_group": -(-n // spec.n),
+                     "planned_speedup": plan["speedup"]})     # hostpy.plan: DENSE where SPARSE costs no less
     dense_plan = ",".join(f"{la.name}=dense" for la in network(RUNTIME_N_NETWORK))
     rep = network_plan_cost(spec, RUNTIME_N_NETWORK, plan=dense_plan, runtime_n=ns, batch=batch)
     rows.append({"n": spec.m, "m": spec.m, "mode": "DENSE", "speedup": rep["speedup"], "cycles": rep["cycles"],
@@ -571,9 +575,10 @@ def runtime_n_section(spec: ArchSpec, out: Path, batch: int, rtl: bool, log=prin
         if m:
             r.update(speedup_rtl_measured_batch1=m["speedup_rtl_measured"], rtl_step_cycles_batch1=m["rtl_step_cycles"],
                      model_error_batch1=m["model_error"], bit_exact=m["bit_exact"])
-    log(_table(["n:M", "mode", "records/group", f"speedup (modelled, batch {batch})", "speedup (RTL, batch 1)",
-                "model error (batch 1)"],
+    log(_table(["n:M", "mode", "records/group", f"speedup (modelled, batch {batch})", "planned (hostpy.plan)",
+                "speedup (RTL, batch 1)", "model error (batch 1)"],
                [[f"{r['n']}:{r['m']}", r["mode"], str(r["records_per_group"] or "-"), f"{r['speedup']:.3f}x",
+                 f"{r['planned_speedup']:.3f}x" if "planned_speedup" in r else "-",
                  f"{r['speedup_rtl_measured_batch1']:.3f}x" if "speedup_rtl_measured_batch1" in r else "-",
                  f"{100 * r['model_error_batch1']:+.2f} %" if "model_error_batch1" in r else "-"] for r in rows]))
     # A layer-wise plan: a high-sparsity target with milder ends (PGF / SR-STE practice).

@@ -33,6 +33,7 @@ from typing import Callable
 from hostpy.abi import Abi
 
 from .memmodel import MemoryModel
+from .prune_layout import PruneShape, prune_refusal, prune_shape
 from .regmap import MODES, pointer_banks
 from .spec import ArchSpec
 from .workloads import Gemm, lower_network, network
@@ -63,6 +64,17 @@ KERNEL_CALL_OVERHEAD = 15
 # sat_bbuf's read pipeline (RAM read register, skid register, output register): cycles a buffered
 # B record takes from its write to the core's beat join. Measured in the RTL (docs/RTL.md "B reuse").
 BBUF_PIPELINE = 3
+# Extra cycles of a PRUNE call where a grouped record of W is several AXI words (sat_1x16,
+# sat_2x8_kv260): the multi-word unpacker's extra register and the last multi-word read
+# (docs/RTL.md "PRUNE": fixed part 183 instead of 180). CALIBRATED on those two specs' measured
+# PRUNE [64, 2048] (docs/PERF.md), not derived.
+PRUNE_MULTIWORD_OVERHEAD = 3
+# Cycles every PRUNE call of the RTL kernel takes beyond the rest of this model: the compressed
+# stream's output path (the skid buffer on the core's PRUNE stream, then sat_repack) in front of the
+# four write DMAs, which a GEMM's result path does not have. CALIBRATED, not derived: on hostpy's rtl
+# backend every PRUNE call measured (3 specs, 3 shapes, several n; docs/PERF.md) took exactly 2
+# cycles more than the model without it. Not traced cycle by cycle.
+PRUNE_OUTPUT_PIPELINE = 2
 
 DEFAULT_MEMORY = MemoryModel()
 
@@ -451,8 +463,20 @@ def kernel_call_cycles(spec: ArchSpec, mode: str, rows: int, k: int, cols: int,
     return kernel_call(spec, mode, rows, k, cols, mem, b_reuse, n).cycles
 
 
+def _prune_layout(spec: ArchSpec, estimate_refused: bool) -> PruneShape:
+    """The spec's PRUNE shape (gen.prune_layout); PerfError where the RTL kernel refuses PRUNE, unless
+    ``estimate_refused``: then the "eq" rule (one beat per cycle and record, W read twice) stands in
+    as an estimate of a PRUNE this kernel does not have (step_cost marks it, StepCost.prune_estimate)."""
+    layout = prune_shape(spec)
+    if layout is not None:
+        return layout
+    if not spec.sparse or not estimate_refused:
+        raise PerfError(prune_refusal(spec))
+    return PruneShape("eq", 1, Abi(spec).grouped_records(spec.rows).words_per_record)
+
+
 @lru_cache(maxsize=4096)
-def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int) -> GemmCost:
+def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, layout: PruneShape) -> GemmCost:
     abi = Abi(spec)
     wb = abi.word_bytes
     size = abi.call_bytes("PRUNE", rows, k, 1, n)
@@ -460,30 +484,74 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int) -> 
     w_words = size["a_val"] // wb
     outs = {a: size[a] // wb for a in ("ff_val", "ff_idx", "bp_val", "bp_idx")}
     wrates = {a: _write_rate(mem, min(READ_MAX_BURST, w)) for a, w in outs.items()}
-    # Groups through the C prune lanes: lane tiles padded to R lanes as the ABI pads them.
-    ff_groups = -(-rows // spec.rows) * spec.rows * -(-k // spec.m)
-    bp_groups = -(-k // spec.rows) * spec.rows * -(-rows // spec.m)
+    spg = _spg(spec, n)
+    q, wpr = layout.q, layout.wpr
+    # docs/RTL.md "PRUNE": FF beats rt_n x G (one grouped record of W, R rows x M positions, each);
+    # BP beats kt_n x gb_n (BP lane tile kt of R columns of W, group gb of M rows of W).
+    rt_n, g = -(-rows // spec.rows), -(-k // spec.m)
+    kt_n, gb_n = -(-k // spec.rows), -(-rows // spec.m)
+    # Beats of C groups (R lanes per record; R = C on every shape the kernel has: only the estimate
+    # for a refusing R != C kernel differs, with its C lanes taking C groups per beat).
+    ff_beats, bp_beats = -(-rt_n * g * spec.rows // spec.cols), -(-kt_n * gb_n * spec.rows // spec.cols)
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
-    # One core job over both passes (sim.cycles.prune_cycles of all groups; docs/RTL.md "PRUNE").
-    cost.core_busy = _prune_core_cycles(spec, ff_groups + bp_groups, n)
-    # FF pass: W in memory order, one read command; BP pass: W again, one one-record command each.
-    # The read DMA runs ahead from the FF pass into the BP pass, so W's two reads are one stream
-    # (its first window arrives at full rate after the start, as for a GEMM's operands).
-    cost.beats = (-(-ff_groups // spec.cols) + -(-bp_groups // spec.cols)) * _spg(spec, n)
+    # One core job over both passes (sim.cycles.prune_cycles of all groups, lane tiles padded to R
+    # lanes as the ABI pads them; the core takes spg cycles per beat of C groups).
+    cost.core_busy = _prune_core_cycles(spec, (ff_beats + bp_beats) * spec.cols, n)
+    cost.beats = (ff_beats + bp_beats) * spg
+    # The beat feed (docs/RTL.md "PRUNE", cycle rule): a beat waits for its record's words (WPR, at
+    # one word per cycle from the read FIFO) when they exceed the core's spg cycles.
+    #   FF: eq, tall: max(spg, WPR) per beat; wide: spg (two records per word).
+    #   BP: eq: max(spg, WPR); wide: spg (one word, an R x R block, feeds q beats);
+    #       tall: max(spg, live slots x WPR): the beat's q records come from the q row tiles
+    #       gb*q .. gb*q+q-1; slots past W's last row tile are zero-filled (below).
+    ff_feed = ff_beats * max(spg, wpr)
+    # The first beat enters the core once its record's words are there (eq / tall: WPR cycles, the
+    # core's formula counts 1): min(WPR, spg) - 1 more cycles where the core, not the feed, is the bound.
+    first = min(1 if layout.shape == "wide" else wpr, spg) - 1
+    if layout.shape == "wide":
+        bp_feed = bp_beats * spg
+        bp_words = kt_n * rt_n                       # every R x R block (one word) once
+    elif layout.shape == "tall":
+        live_last = rt_n - (gb_n - 1) * q            # row tiles in the last BP group
+        # Measured (sat_1x16 and a 4 x 4, M = 16 spec; docs/PERF.md): a zero slot (a row tile past W)
+        # costs no cycle of its own, except in the job's very last beat (one cycle each).
+        last_beat = max(spg, live_last * wpr)
+        bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + last_beat)
+        bp_feed += max(spg, live_last * wpr + (q - live_last)) - last_beat
+        bp_words = kt_n * rt_n * wpr                 # record (rt, kt div q) once per kt: W read q times
+    else:
+        bp_feed = bp_beats * max(spg, wpr)
+        bp_words = w_words                           # every record once, one command each
+    feed = ff_feed + bp_feed + first
+    if feed > cost.beats:
+        cost.stalls[f"W record feed ({layout.shape}, {wpr} word{'s' if wpr > 1 else ''} per record"
+                    f"{f', {q} records per BP beat' if layout.shape == 'tall' else ''})"] = feed - cost.beats
+    # FF pass: W in memory order, one read command; BP pass: W again, one command per record (per
+    # word on "wide"). The read DMA runs ahead from the FF pass into the BP pass, so W's reads are
+    # one stream (its first window arrives at full rate after the start, as for a GEMM's operands).
+    # A pass waits when the memory's time for W and the copies exceeds the feed's cycles.
     rates = {"a_val": _read_rate(mem, min(w_words, READ_MAX_BURST)), **wrates}
-    t, key = _memory_time({"a_val": 2 * w_words, **outs}, rates, channels, mem)
+    t, key = _memory_time({"a_val": w_words + bp_words, **outs}, rates, channels, mem)
     if key == "a_val master":
-        t -= _read_stream_credit(mem, 2 * w_words, min(w_words, READ_MAX_BURST))
-    stall_total = math.ceil(t - cost.beats - 1e-9) if t > cost.beats else 0
-    if stall_total:
-        cost.stalls[key] = stall_total
-    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
+        t -= _read_stream_credit(mem, w_words + bp_words, min(w_words, READ_MAX_BURST))
     # The BP copy's last bursts leave after the last beat (a burst is requested once all its data
-    # is buffered), then their write response.
+    # is buffered), then their write response: the tail. Where the binding resource also carries
+    # them (a shared channel), those words are in the memory's time t as well: the passes wait only
+    # for the rest of it.
     last = max((outs[a] - 1) % READ_MAX_BURST + 1 for a in ("bp_val", "bp_idx"))
-    cost.tail = math.ceil(last / min(1.0, mem.words_per_cycle)) + mem.write_latency
+    last_t = last / min(1.0, mem.words_per_cycle)
+    if _involves(key, "bp_val") or _involves(key, "bp_idx"):
+        t -= last_t
+    mem_wait = math.ceil(t - feed - 1e-9) if t > feed else 0
+    if mem_wait:
+        cost.stalls[key] = mem_wait
+    stall_total = sum(cost.stalls.values())
+    cost.start = KERNEL_CALL_OVERHEAD + mem.read_latency
+    cost.tail = math.ceil(last_t) + mem.write_latency + PRUNE_OUTPUT_PIPELINE
+    if wpr > 1:
+        cost.tail += PRUNE_MULTIWORD_OVERHEAD
     cost.cycles = cost.core_busy + cost.start + cost.tail + stall_total
-    cost.bytes_in = 2 * size["a_val"]
+    cost.bytes_in = (w_words + bp_words) * wb
     cost.bytes_out = sum(size[a] for a in ("ff_val", "ff_idx", "bp_val", "bp_idx"))
     return cost
 
@@ -493,15 +561,24 @@ def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEM
 
     One core job (``sim.cycles.prune_cycles`` of all groups) streams W (grouped records, R rows x M
     positions) through the core's C prune lanes once per copy: the FF copy (groups along k, lanes =
-    rows; W in memory order), then the BP copy (groups along rows, lanes = columns; W again, one
-    record per read command, transposed by wiring in the RTL kernel). A pass waits when the
-    memory's time for W and that copy exceeds its beats. ``n``: the top-n kept per group (runtime
-    N, default the spec's n_hw); each copy then has ceil(n / n_hw) records per group.
+    rows; W in memory order), then the BP copy (groups along rows, lanes = columns; W read again and
+    transposed in the RTL kernel by the spec's BP shape, gen.prune_layout: "eq", "wide" or "tall").
+    Each beat takes the core's spg = ceil(n / n_hw) cycles or, where more, the cycles its record
+    words need (docs/RTL.md "PRUNE", cycle rule); a pass also waits when the memory's time for W and
+    the copies exceeds that. ``n``: the top-n kept per group (runtime N, default the spec's n_hw).
+    A spec whose RTL kernel refuses PRUNE (no BP shape, e.g. rows != cols; the dense baseline)
+    raises PerfError.
     """
-    if not spec.sparse:
-        raise PerfError(f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode")
+    return _prune_call_checked(spec, rows, k, mem, n, estimate_refused=False)
+
+
+def _prune_call_checked(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int | None,
+                        estimate_refused: bool) -> GemmCost:
+    layout = _prune_layout(spec, estimate_refused)
     n = _check_call(spec, "SPARSE", rows, k, 1, n)
-    c = _prune_call(spec, rows, k, mem, n)
+    if not isinstance(mem, MemoryModel):
+        raise PerfError(f"mem must be a gen.memmodel.MemoryModel, got {type(mem).__name__}")
+    c = _prune_call(spec, rows, k, mem, n, layout)
     out = GemmCost()
     out.add(c)
     out.loop_order = c.loop_order
@@ -509,8 +586,11 @@ def prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel = DEFAULT_MEM
 
 
 def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KERNEL_SCHEDULE,
-               n: int | None = None) -> GemmCost:
-    """PRUNE of W[rows][k] at runtime ``n`` under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops."""
+               n: int | None = None, *, estimate_refused: bool = False) -> GemmCost:
+    """PRUNE of W[rows][k] at runtime ``n`` under ``schedule``: the RTL kernel's PRUNE call(s), or the HLS kernel's loops.
+
+    On the RTL kernel a spec whose kernel refuses PRUNE raises PerfError, unless ``estimate_refused``
+    (step_cost's network figures): then the "eq" rule stands in as an estimate (see ``_prune_layout``)."""
     if schedule.fetch == "hls_loops":
         return hls_prune_cost(spec, rows, k, n)
     if not spec.sparse:
@@ -518,7 +598,7 @@ def prune_cost(spec: ArchSpec, rows: int, k: int, schedule: "Schedule" = RTL_KER
     total = GemmCost()
     for rr, rn in _splits(rows, spec.max_dim):              # W beyond the call limits: several calls
         for kk, kn in _splits(k, spec.max_k):
-            total.add(prune_call(spec, rr, kk, schedule.memory, n), rn * kn)
+            total.add(_prune_call_checked(spec, rr, kk, schedule.memory, n, estimate_refused), rn * kn)
     return total
 
 
@@ -526,8 +606,9 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
     """Kernel calls, derived from the spec, that each exercise one term of the RTL-kernel model.
 
     For the comparison with the whole RTL kernel measured in the Verilator harness on the same
-    MemoryModel: {"kind", "term", "mode", "rows", "k", "cols", "memory": MemoryModel}. PRUNE calls have
-    cols = 0. The dense baseline gets its DENSE calls only.
+    MemoryModel: {"kind", "term", "mode", "rows", "k", "cols", "memory": MemoryModel, "n"}. PRUNE calls have
+    cols = 0; ``n`` is the call's runtime n (None: the spec's n_hw). PRUNE calls only where the RTL kernel
+    runs PRUNE (gen.prune_layout); the dense baseline gets its DENSE calls only.
     """
     r, c, m = spec.rows, spec.cols, spec.m
     deep = (spec.abuf_depth + 8) * m                     # a B column tile deeper than a buffer bank
@@ -548,14 +629,39 @@ def kernel_validation_calls(spec: ArchSpec) -> list[dict]:
          "SPARSE", 8 * r, short, c, MemoryModel(write_latency=128)),
         ("bandwidth", "half bandwidth per bank (B streaming)",
          "SPARSE", 2 * r, deep, c, MemoryModel(words_per_cycle=0.5)),
-        ("prune", "PRUNE: FF and BP passes of W through the prune lanes", "PRUNE", 4 * r, 16 * m, 0, MemoryModel()),
     ]
-    out = []
-    for kind, term, mode, rows, k, cols, mem in calls:
+    calls = [(*call, None) for call in calls]
+    nh = spec.n
+    if prune_shape(spec) is not None:                    # the kernel runs PRUNE (gen.prune_layout)
+        calls += [
+            ("prune", "PRUNE: FF and BP passes of W through the prune lanes", "PRUNE", 4 * r, 16 * m, 0,
+             MemoryModel(), None),
+            ("prune_edges", "PRUNE of a W off the grid: short last group, last row tile (tall: last BP group) "
+             "partly past W", "PRUNE", 2 * r + 1, 3 * m + 1, 0, MemoryModel(), None),
+            ("prune_n", f"PRUNE at runtime n = {nh + 1}: spg = 2 records per group", "PRUNE", 4 * r, 16 * m, 0,
+             MemoryModel(), nh + 1),
+            ("prune_max_n", f"PRUNE at runtime n = M-1 = {m - 1}: spg = {-(-(m - 1) // nh)} records per group",
+             "PRUNE", 4 * r, 16 * m, 0, MemoryModel(), m - 1),
+            ("prune_bandwidth", "PRUNE on one shared channel at a quarter word per cycle: memory bound", "PRUNE",
+             4 * r, 16 * m, 0, MemoryModel(words_per_cycle=0.25, banking="shared"), None),
+        ]
+        lay = prune_shape(spec)
+        mixed = [n for n in range(nh + 1, m) if lay.wpr < _spg(spec, n) < lay.q * lay.wpr]
+        if lay.shape == "tall" and mixed:            # FF pass core-bound, BP pass feed-bound (a known gap)
+            calls.append(("prune_mixed", f"PRUNE at n = {mixed[0]}: FF pass core-bound, BP pass record-feed-bound",
+                          "PRUNE", 4 * r, 16 * m, 0, MemoryModel(), mixed[0]))
+    out, seen = [], set()
+    for kind, term, mode, rows, k, cols, mem, n in calls:
         if not spec.sparse and mode != "DENSE":
             continue
+        if n is not None and not nh < n < m:         # runtime n beyond the spec's, below M
+            continue
+        key = (mode, rows, k, cols, mem, n)
+        if key in seen:                              # e.g. n_hw + 1 = M - 1
+            continue
+        seen.add(key)
         out.append({"kind": kind, "term": term, "mode": mode, "rows": rows, "k": min(k, spec.max_k), "cols": cols,
-                    "memory": mem})
+                    "memory": mem, "n": n})
     return out
 
 
@@ -674,6 +780,8 @@ class StepCost:
     bdwp: bool
     batch: int
     layers: list[LayerCost]
+    # Why PRUNE is an estimate (the spec's RTL kernel refuses PRUNE: gen.prune_layout.prune_refusal), else None.
+    prune_estimate: str | None = None
 
     @property
     def cycles(self) -> int:
@@ -744,6 +852,9 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
               dense_classifier: bool = True) -> StepCost:
     """Modelled cycles of one training step: every layer's FF, BP, WU (+ PRUNE of each weight layer for BDWP).
 
+    Where the spec's RTL kernel refuses PRUNE (gen.prune_layout), BDWP's PRUNE cycles are an estimate by
+    the "eq" rule and ``StepCost.prune_estimate`` says so.
+
     With ``schedule.fetch == "hls_loops"`` the "cycles" are the HLS kernel's trip-count cycles under
     gen.hls_schedule.II_ASSUMPTIONS (not cycles).
     """
@@ -766,6 +877,11 @@ def step_cost(spec: ArchSpec, network_name: str, *, bdwp: bool, batch: int = 32,
             lc.modes[g.pass_] = mode
             lc.macs += g.macs
         if bdwp and layer.weights and any(lc.modes[p] == "SPARSE" for p in lc.modes):
-            lc.prune.add(prune_cost(spec, layer.cout, layer.reduction, schedule), layer.count)
+            lc.prune.add(prune_cost(spec, layer.cout, layer.reduction, schedule, estimate_refused=True), layer.count)
         layers.append(lc)
-    return StepCost(spec, network_name, bdwp, batch, layers)
+    estimate = None
+    if bdwp and schedule.fetch == "rtl_kernel" and any(lc.prune.launches for lc in layers):
+        refusal = prune_refusal(spec)
+        if refusal is not None:
+            estimate = f"{refusal}; its PRUNE cycles are estimated by the \"eq\" rule"
+    return StepCost(spec, network_name, bdwp, batch, layers, estimate)

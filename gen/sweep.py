@@ -158,7 +158,9 @@ def model_point(fields: dict, network: str, batch: int) -> dict:
             "modelled_bdwp_cycles": bdwp.cycles, "modelled_dense_cycles": dense.cycles,
             "modelled_speedup": dense.cycles / bdwp.cycles, "ideal_speedup": spec.ideal_step_speedup,
             "modelled_effective_gops": bdwp.effective_gops(), "modelled_utilization": bdwp.utilization(),
-            "multipliers": spec.macs_per_cycle, **buffer_estimate(spec)}
+            "multipliers": spec.macs_per_cycle, **buffer_estimate(spec),
+            # why the BDWP step's PRUNE is an estimate (this kernel refuses PRUNE), else None
+            "modelled_prune_estimate": bdwp.prune_estimate}
 
 
 def synth_point(fields: dict, tool: str) -> dict:

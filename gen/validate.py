@@ -13,7 +13,9 @@ write to the ap_done interrupt, simulated in the RTL) with ``gen.perf.kernel_cal
 model_cycles, rtl_cycles, error}, error = (model - rtl) / rtl; a call the kernel refuses with
 status bad_mode, i.e. a mode it does not implement, is listed with rtl_cycles None) and
 ``model_vs_rtl_kernel_max_error`` (max |error| over the measured calls) into ``<out>/reports/bench.json`` (other keys of that file are kept), plus the
-memory model, the simulated cycles and the wall time.
+memory model, the simulated cycles and the wall time. With the default key it then measures the PRUNE
+calls of ``gen.perf.kernel_validation_calls`` (shapes on and off the grid, larger runtime n, a
+memory-bound one; :func:`prune_calls_vs_rtl`) into ``prune_model_vs_rtl_kernel``.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["validation_calls", "model_vs_rtl", "runtime_n_step", "main"]
+__all__ = ["validation_calls", "model_vs_rtl", "prune_calls_vs_rtl", "runtime_n_step", "main"]
 
 
 def validation_calls(spec, network: str = "resnet18_cifar", batch: int = 1) -> list[dict]:
@@ -67,6 +69,9 @@ def _model_cycles(spec, call: dict, memory, n: int | None = None, b_reuse: bool 
     if not hasattr(perf, "kernel_call_cycles") or not hasattr(perf, "prune_call"):
         return None
     if call["mode"] == "PRUNE":
+        from .prune_layout import prune_bp_shape
+        if prune_bp_shape(spec) is None:        # the kernel refuses PRUNE: nothing to model (prune_call raises)
+            return None
         return int(perf.prune_call(spec, call["rows"], call["k"], memory, n=n).cycles)
     if call["mode"] == "DENSE":
         n = None
@@ -166,6 +171,54 @@ def model_vs_rtl(out_dir: str | Path, *, network: str = "resnet18_cifar", batch:
     log(f"validate: max |error| {out['model_vs_rtl_kernel_max_error']}; {sim_cycles} cycles simulated, "
         f"{wall:.0f} s wall")
     return out
+
+
+def prune_calls_vs_rtl(out_dir: str | Path, *, log=print) -> dict:
+    """The PRUNE calls of ``gen.perf.kernel_validation_calls`` (several shapes, n_hw and larger runtime n,
+    a memory-bound one) measured on the rtl backend, each on its own MemoryModel, bit-exact against
+    hostpy.golden.prune, against ``gen.perf.prune_call``. Returns the bench.json keys
+    ``prune_model_vs_rtl_kernel`` (rows {kind, rows, k, n, memory, model_cycles, rtl_cycles, error,
+    memory_bound, bit_exact}) and ``prune_model_vs_rtl_kernel_max_error`` (over the calls the memory does
+    not bound: the model is meant to be exact there). A kernel that refuses PRUNE has no such calls."""
+    import hostpy
+    from . import perf
+    from .spec import load_spec
+    spec = load_spec(Path(out_dir) / "spec.json")
+    calls = [c for c in perf.kernel_validation_calls(spec) if c["mode"] == "PRUNE"]
+    rng = np.random.default_rng(2)
+    rows, accs = [], {}
+    t0 = time.monotonic()
+    try:
+        for call in calls:
+            mem = call["memory"]
+            if mem not in accs:
+                accs[mem] = hostpy.open(out_dir, backend="rtl", memory=mem)
+            acc = accs[mem]
+            n = spec.n if call["n"] is None else call["n"]
+            before = acc.calls
+            exact = _run_on_rtl(acc, call, rng, n)
+            if acc.calls - before != 1:
+                raise RuntimeError(f"PRUNE {call['rows']}x{call['k']}: expected one kernel call, the host made "
+                                   f"{acc.calls - before}")
+            rtl = acc.device.last_cycles
+            g = perf.prune_call(spec, call["rows"], call["k"], mem, n=n)
+            bound = any(not key.startswith("W record feed") for key in g.stalls)
+            rec = {"kind": call["kind"], "rows": call["rows"], "k": call["k"], "n": n, "memory": mem.to_dict(),
+                   "model_cycles": g.cycles, "rtl_cycles": rtl, "error": round((g.cycles - rtl) / rtl, 5),
+                   "memory_bound": bound, "bit_exact": bool(exact)}
+            rows.append(rec)
+            log(f"  PRUNE {call['kind']:16s} {call['rows']:4d} x {call['k']:5d} n={n:<2d} rtl {rtl:7d}  model "
+                f"{g.cycles:7d}  {g.cycles - rtl:+5d} ({100 * rec['error']:+.2f} %){'  memory-bound' if bound else ''}"
+                f"  {'bit-exact' if exact else 'MISMATCH'}")
+    finally:
+        for acc in accs.values():
+            acc.close()
+    exact_rows = [abs(r["error"]) for r in rows if not r["memory_bound"]]
+    return {"prune_model_vs_rtl_kernel": rows,
+            "prune_model_vs_rtl_kernel_max_error": round(max(exact_rows), 5) if exact_rows else None,
+            "prune_model_vs_rtl_kernel_setup": {"arch": spec.name, "calls": len(rows),
+                                                "all_bit_exact": all(r["bit_exact"] for r in rows),
+                                                "wall_s": round(time.monotonic() - t0, 1)}}
 
 
 def runtime_n_step(out_dir: str | Path, ns, *, network: str = "resnet18_cifar", batch: int = 1, memory=None,
@@ -270,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
                             b_reuse={"default": None, "true": True, "false": False}[args.b_reuse])
         if args.key != "model_vs_rtl_kernel":
             keys = {k.replace("model_vs_rtl_kernel", args.key, 1): v for k, v in keys.items()}
+        else:      # the PRUNE calls of gen.perf.kernel_validation_calls (shapes, runtime n, memory bound)
+            print("validate: PRUNE calls of gen.perf.kernel_validation_calls on the rtl backend")
+            keys.update(prune_calls_vs_rtl(args.out))
     except HostError as e:
         print(f"validate: error: {e}", file=sys.stderr)
         return 2
     path = write_bench(args.out, keys)
     print(f"validate: wrote model_vs_rtl_kernel to {path}")
-    ok = keys[f"{args.key}_setup"]["all_bit_exact"]
+    ok = keys[f"{args.key}_setup"]["all_bit_exact"] and keys.get("prune_model_vs_rtl_kernel_setup",
+                                                                   {"all_bit_exact": True})["all_bit_exact"]
     return 0 if ok else 1
 
 

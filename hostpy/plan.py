@@ -7,7 +7,9 @@
 * **Mode**: on a device a pass runs SPARSE at n only when the phase's effective weights are n:M
   with the kernel's M and n is one of the kernel's ``regmap.json`` ``nm.runtime_n``; anything else
   (dense phases, PGF mask decay above zero, n outside runtime_n, patterns grouped by another M)
-  runs DENSE on the kernel and is reported with the reason (:func:`pass_modes`).
+  runs DENSE on the kernel and is reported with the reason (:func:`pass_modes`); so does a pass whose
+  SPARSE run at n plus its PRUNE would cost no fewer modelled cycles than DENSE
+  (:func:`sparse_or_dense`, e.g. n = 7 on 2:8 hardware).
 * **Cost**: modelled cycles of a step from gen.perf's public ``gemm_cost`` / ``prune_cost`` per
   GEMM with the GEMM's own mode, and :func:`runtime_n_gemm_cycles` for a SPARSE GEMM at n.
 
@@ -21,7 +23,8 @@ from functools import lru_cache
 
 from .bdwp import DENSE_PHASE, Phase
 
-__all__ = ["PLAN_RULES", "LayerShape", "parse_plan", "resolve_plan", "pass_modes", "runtime_n_gemm_cycles",
+__all__ = ["PLAN_RULES", "LayerShape", "parse_plan", "resolve_plan", "pass_modes", "sparse_or_dense",
+           "runtime_n_gemm_cycles",
            "gemm_cycles", "prune_cycles", "layer_step_cycles", "StepLedger", "full_runtime_n", "network_plan_cost"]
 
 PLAN_RULES = ("classifier-dense", "ends-dense", "all")
@@ -117,13 +120,40 @@ def _phase_mode(phase: Phase, m_hw: int, runtime_n) -> tuple[str, int | None, st
     return "SPARSE", phase.n, ""
 
 
-def pass_modes(phase: Phase, method: str, needs_dx: bool, m_hw: int, runtime_n
+def sparse_or_dense(spec, n: int, sparse_gemms, prune) -> tuple[bool, str]:
+    """Whether GEMMs the phase would run SPARSE at runtime ``n`` should run DENSE instead, by modelled cost.
+
+    ``sparse_gemms``: [(rows, k, cols, count)] of those passes; ``prune``: (rows, k, count) of the W the
+    kernel would PRUNE at n for them. SPARSE costs the GEMMs at n (gen.perf, through
+    :func:`runtime_n_gemm_cycles`) plus that PRUNE (:func:`prune_cycles`); DENSE costs the same GEMMs in
+    DENSE mode with the mask computed on the host (no PRUNE). Returns (True, reason) when DENSE is no
+    dearer, e.g. where ceil(n / n_hw) >= M / n_hw records per group make a SPARSE GEMM as slow as DENSE
+    and PRUNE and the indices come on top; (False, "") otherwise.
+    """
+    sparse = sum(c * runtime_n_gemm_cycles(spec, n, r, k, cols) for r, k, cols, c in sparse_gemms)
+    sparse += prune[2] * prune_cycles(spec, prune[0], prune[1], n)
+    dense = sum(c * gemm_cycles(spec, "DENSE", None, r, k, cols) for r, k, cols, c in sparse_gemms)
+    if sparse < dense:
+        return False, ""
+    spg = -(-n // spec.n)
+    steps = f"n={n}: {spg} record{'s' if spg > 1 else ''} per group"
+    steps += (f" >= M/n_hw = {spec.m / spec.n:g} (SPARSE no faster than DENSE)" if spg * spec.n >= spec.m
+              else f" < M/n_hw = {spec.m / spec.n:g}")
+    return True, (f"{steps}; modelled SPARSE + PRUNE {sparse} >= DENSE {dense} cycles (gen.perf): DENSE, "
+                  f"mask computed on the host")
+
+
+def pass_modes(phase: Phase, method: str, needs_dx: bool, m_hw: int, runtime_n, *, spec=None,
+               layer: "LayerShape | None" = None, batch: int | None = None
                ) -> dict[str, tuple[str, int | None, str]]:
     """pass -> (kernel mode, n, reason when DENSE) for one layer in one step.
 
     FF follows the phase; BP too under BDWP (its own copy, same n); under FF-only SR-STE ("srste")
     BP multiplies the FF-masked W, not N:M along Cout, so DENSE; BP is skipped for a layer that
-    needs no dX; WU is always DENSE.
+    needs no dX; WU is always DENSE. Given the hardware (``spec``), the ``layer`` and the ``batch``,
+    passes that would run SPARSE run DENSE instead where that costs no more modelled cycles
+    (:func:`sparse_or_dense`; e.g. n = 7 on 2:8 hardware), the reason saying so; this needs gen.perf
+    (not on a board without gen: there the phase alone decides).
     """
     if method == "dense":
         phase = DENSE_PHASE
@@ -140,7 +170,23 @@ def pass_modes(phase: Phase, method: str, needs_dx: bool, m_hw: int, runtime_n
         out["PRUNE"] = ("KERNEL", phase.n, "")
     else:
         out["PRUNE"] = ("HOST", None, "mask computed on the host")
+    sparse = [p for p in ("FF", "BP") if p in out and out[p][0] == "SPARSE"]
+    if sparse and spec is not None and layer is not None and batch is not None and _have_perf():
+        gem = layer.gemms(batch)
+        dense, why = sparse_or_dense(spec, phase.n, [(*gem[p], 1) for p in sparse], (layer.cout, layer.k, 1))
+        if dense:
+            for p in sparse:
+                out[p] = ("DENSE", None, why)
+            out["PRUNE"] = ("HOST", None, why)
     return out
+
+
+def _have_perf() -> bool:
+    try:
+        import gen.perf  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # ---- cost -----------------------------------------------------------------------------------------
@@ -167,7 +213,8 @@ def _perf_gemm(spec, mode: str, rows: int, k: int, cols: int, n: int | None = No
 def prune_cycles(spec, rows: int, k: int, n: int | None = None) -> int:
     """PRUNE of W[rows, k] at runtime n (both copies), gen.perf's public prune_cost."""
     from gen.perf import RTL_KERNEL_SCHEDULE, prune_cost
-    return prune_cost(spec, rows, k, RTL_KERNEL_SCHEDULE, n).cycles
+    # (a kernel that refuses PRUNE, e.g. rows != cols: the "eq" rule's estimate, gen.perf.step_cost's too)
+    return prune_cost(spec, rows, k, RTL_KERNEL_SCHEDULE, n, estimate_refused=True).cycles
 
 
 def gemm_cycles(spec, mode: str, n: int | None, rows: int, k: int, cols: int) -> int:
@@ -201,7 +248,8 @@ class StepLedger:
 
     def record(self, phases: dict[str, Phase]) -> None:
         for layer in self.layers:
-            modes = pass_modes(phases[layer.name], self.method, layer.needs_dx, self.spec.m, self.runtime_n)
+            modes = pass_modes(phases[layer.name], self.method, layer.needs_dx, self.spec.m, self.runtime_n,
+                               spec=self.spec, layer=layer, batch=self.batch)
             self.counts[layer.name][tuple(sorted(modes.items()))] += 1
 
     def report(self) -> dict:
@@ -229,7 +277,7 @@ class StepLedger:
 # ---- the hook for `make bench`: a layer-wise plan on a benchmark network ---------------------------
 
 def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: int | None = None,
-                      runtime_n=None, batch: int = 32) -> dict:
+                      runtime_n=None, batch: int = 32, cheaper: bool = True) -> dict:
     """Modelled cycles of one BDWP training step of a gen.workloads network under a layer-wise plan.
 
     ``n``: the target kept per group (default the spec's n) at the spec's M. ``plan``: a rule
@@ -237,7 +285,9 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
     all: the classifier too) and/or ``layer=N:M|dense`` entries by workload layer name. A pass runs
     SPARSE at its layer's n when the workload lowers it sparse (axis a multiple of M) and n is in
     ``runtime_n`` (default: the spec's regmap ``nm.runtime_n``; pass :func:`full_runtime_n` for a
-    runtime-N kernel), DENSE otherwise; SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
+    runtime-N kernel), DENSE otherwise, and (``cheaper``, the default) DENSE also where that costs no
+    more modelled cycles than SPARSE + PRUNE (:func:`sparse_or_dense`; ``cheaper=False`` prices SPARSE
+    at n regardless); SPARSE GEMMs cost :func:`runtime_n_gemm_cycles`. Returns
     per-layer n, modes, cycles, the dense-training cycles and the speedup, and the totals.
     """
     from gen.regmap import regmap
@@ -264,9 +314,16 @@ def network_plan_cost(spec, network_name: str, *, plan: str | None = None, n: in
             target = (n, spec.m)
         phase = Phase(*target) if target else DENSE_PHASE
         mode = _phase_mode(phase, spec.m, tuple(runtime_n))
+        layer_gemms = [g for g in gemms if g.layer == la.name]
+        if cheaper and mode[0] == "SPARSE" and target:     # SPARSE only where it costs fewer modelled cycles
+            dense_wins, why = sparse_or_dense(spec, mode[1], [(g.rows, g.k, g.cols, g.count)
+                                                              for g in layer_gemms if g.sparse],
+                                              (la.cout, la.reduction, la.count))
+            if dense_wins:
+                mode = ("DENSE", None, why)
         cyc = dense = 0
         modes = {}
-        for g in (g for g in gemms if g.layer == la.name):
+        for g in layer_gemms:
             run = mode if g.sparse and target else ("DENSE", None, "dense pass")
             modes[g.pass_] = f"{run[0]}{'@' + str(run[1]) if run[1] else ''}"
             cyc += g.count * gemm_cycles(spec, run[0], run[1], g.rows, g.k, g.cols)

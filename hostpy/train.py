@@ -246,7 +246,8 @@ class DeviceEngine:
         for layer in layers:
             ph = phases[layer.name]
             method = "dense" if ph.dense else self.cfg.method
-            modes = planmod.pass_modes(ph, method, layer.needs_dx, self.spec.m, self.runtime_n)
+            modes = planmod.pass_modes(ph, method, layer.needs_dx, self.spec.m, self.runtime_n, spec=self.spec,
+                                       layer=layer.shape, batch=self.cfg.batch_size)
             qw = quantize(layer.w, self.bits, name=f"{layer.name}.W")
             st = {"modes": modes, "qw": qw, "method": method}
             if method == "dense":

@@ -25,7 +25,7 @@ from gen.spec import ArchSpec, SpecError, load_spec
 
 from .runner import SimError, rtl_sources, run_tests
 
-__all__ = ["TESTBENCHES", "benchmark_gemm", "run_regression", "measure_cycles", "kernel_gemms", "measure_kernel_cycles", "main"]
+__all__ = ["TESTBENCHES", "benchmark_gemm", "run_regression", "measure_cycles", "kernel_gemms", "dense_over_sparse", "measure_kernel_cycles", "main"]
 
 # toplevel module -> cocotb test module
 TESTBENCHES = {"sat_pe": "sim.tb_pe", "sat_array": "sim.tb_array", "sat_prune": "sim.tb_prune",
@@ -99,6 +99,21 @@ def kernel_gemms(spec: ArchSpec) -> list[tuple[int, int, int]]:
     return [benchmark_gemm(spec), big]
 
 
+def dense_over_sparse(jobs: list[dict], gemm, n: int) -> float | None:
+    """DENSE cycles / SPARSE cycles of ``gemm`` among a cycle report's ``jobs``, the SPARSE job being the one
+    at runtime ``n`` (the spec's n_hw; the kernel bench runs SPARSE at several n). None when the report
+    has no DENSE job or no SPARSE job at ``n`` for that GEMM (e.g. SATGEN_KERNEL_CYCLES_NS left n out)."""
+    g = tuple(gemm)
+    dense = [j["cycles"] for j in jobs if tuple(j["gemm"]) == g and j["mode"] == "DENSE"]
+    sparse = [j["cycles"] for j in jobs if tuple(j["gemm"]) == g and j["mode"] == "SPARSE" and j.get("n") == n]
+    if not dense or not sparse:
+        return None
+    if len(set(dense)) > 1 or len(set(sparse)) > 1:
+        raise ValueError(f"cycle report has differing cycles for repeated jobs of GEMM {list(g)}: "
+                         f"DENSE {dense}, SPARSE at n={n} {sparse}")
+    return round(dense[0] / sparse[0], 4)
+
+
 def measure_kernel_cycles(out: Path, spec: ArchSpec, gemms: list[tuple[int, int, int]], *,
                           read_latency: int = KERNEL_READ_LATENCY, seed: int | None = None) -> dict:
     """sat_kernel end to end (sim/tb_kernel.py test_cycle_measurement): cycles from the ap_start write to
@@ -118,9 +133,9 @@ def measure_kernel_cycles(out: Path, spec: ArchSpec, gemms: list[tuple[int, int,
                         "cycles from the control register's ap_start edge to its ap_done edge")
     ratio = {}
     for g in gemms:
-        by_mode = {j["mode"]: j["cycles"] for j in report["jobs"] if tuple(j["gemm"]) == tuple(g)}
-        if "SPARSE" in by_mode and "DENSE" in by_mode:
-            ratio[",".join(map(str, g))] = round(by_mode["DENSE"] / by_mode["SPARSE"], 4)
+        r = dense_over_sparse(report["jobs"], g, spec.n) if spec.sparse else None
+        if r is not None:
+            ratio[",".join(map(str, g))] = r
     report["ratios"] = ratio
     key = ",".join(map(str, gemms[-1]))
     report["dense_over_sparse"] = ratio.get(key)          # None on the dense baseline (no SPARSE mode)

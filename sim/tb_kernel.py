@@ -508,19 +508,12 @@ PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
 
 
 def rtl_prune(spec) -> bool:
-    """Whether the RTL kernel runs PRUNE for this spec (hls_templates/rtl/_sat_layout.j2 K_BPX: rows = cols
-    and a BP transpose shape: M = R with whole-word records, R = q x M with an R x R block of exactly one
-    word, or M = q x R with whole-word records); other sparse specs refuse PRUNE with bad_mode.
-    test_prune / test_bad_registers check both sides."""
-    if not spec.sparse or spec.rows != spec.cols:
-        return False
-    r, m, wb = spec.rows, spec.m, spec.axi_bits
-    rec = r * m * spec.mem_data_bits
-    if m == r:
-        return rec % wb == 0
-    if r > m:
-        return r % m == 0 and r * r * spec.mem_data_bits == wb and wb % rec == 0
-    return m % r == 0 and rec % wb == 0
+    """Whether the RTL kernel runs PRUNE for this spec: gen.prune_layout.prune_bp_shape (the one Python
+    statement of hls_templates/rtl/_sat_layout.j2 K_BPX; tests/test_prune_layout.py checks it against
+    the rendered RTL); other sparse specs refuse PRUNE with bad_mode. test_prune / test_bad_registers
+    check both sides."""
+    from gen.prune_layout import prune_bp_shape
+    return prune_bp_shape(spec) is not None
 
 
 def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
@@ -756,7 +749,7 @@ async def test_cycle_measurement(dut):
     """Cycles from the ap_start write to ap_done per job, fixed read latency and no pauses
     (SATGEN_KERNEL_CYCLES_GEMMS, SATGEN_KERNEL_CYCLES_OUT, SATGEN_KERNEL_READ_LATENCY). SPARSE and PRUNE
     run at every n of SATGEN_KERNEL_CYCLES_NS (comma list; default: every n of nm.runtime_n), the spec's
-    n last among the SPARSE jobs of a GEMM (sim/run.py's dense_over_sparse takes the last SPARSE job)."""
+    n last among the SPARSE jobs of a GEMM (sim/run.py's dense_over_sparse takes the SPARSE job at the spec's n)."""
     out = os.environ.get("SATGEN_KERNEL_CYCLES_OUT")
     if not out:
         return

@@ -17,6 +17,7 @@ import numpy as np
 
 from gen import perf, workloads
 from gen.memmodel import MemoryModel
+from gen.prune_layout import prune_bp_shape
 from gen.perf import READ_MAX_BURST, READ_OUTSTANDING, PerfError, Schedule, gemm_cost, prune_cost, step_cost
 from hostpy.abi import Abi
 from sim import cycles as sim_cycles
@@ -194,6 +195,26 @@ def test_b_streaming_and_read_latency_beyond_the_in_flight_words():
     assert perf.gemm_cost(spec, "SPARSE", 32, 512, 32, Schedule(b_reuse=True)).b_streaming_calls == 0
 
 
+@pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "sat_1x16", "sat_2x4", "sat_2x8_int16", "sat_2x8_vu9p",
+                                  "dense"])
+def test_kernel_validation_calls_prune_where_the_kernel_runs_it(name):
+    # PRUNE calls exactly where the RTL kernel runs PRUNE, at n_hw and at larger runtime n; the
+    # memory-bound one is bound by the shared channel, the others by the core or the record feed.
+    spec = PRESETS[name]
+    prunes = [c for c in perf.kernel_validation_calls(spec) if c["mode"] == "PRUNE"]
+    assert bool(prunes) == (prune_bp_shape(spec) is not None)
+    if not prunes:
+        return
+    assert {None, spec.m - 1} <= {c["n"] for c in prunes} and all(c["k"] <= spec.max_k for c in prunes)
+    for c in prunes:
+        g = perf.prune_call(spec, c["rows"], c["k"], c["memory"], n=c["n"])
+        mem_stalls = [key for key in g.stalls if not key.startswith("W record feed")]
+        if c["kind"] == "prune_bandwidth":
+            assert mem_stalls and "shared channel" in mem_stalls[0], (c, g.stalls)
+        else:
+            assert not mem_stalls, (c, g.stalls)
+
+
 @pytest.mark.parametrize("name", ["sat_2x8", "sat_2x8_kv260", "sat_1x16", "dense"])
 def test_kernel_validation_calls_exercise_their_terms(name):
     # The calls handed to the whole-RTL-kernel measurement each exercise the term they name: the
@@ -205,7 +226,7 @@ def test_kernel_validation_calls_exercise_their_terms(name):
         assert {c["mode"] for c in calls} == {"DENSE"}
     for c in calls:
         if c["mode"] == "PRUNE":
-            g = perf.prune_call(spec, c["rows"], c["k"], c["memory"])
+            continue                     # test_kernel_validation_calls_prune_where_the_kernel_runs_it
         else:
             g = perf.kernel_call(spec, c["mode"], c["rows"], c["k"], c["cols"], c["memory"])
         keys = " ".join(g.stalls)
@@ -244,11 +265,19 @@ def test_prune_call_by_hand():
     core = sim_cycles.prune_cycles(spec, 64 * 72 + 576 * 8)
     fixed = perf.KERNEL_CALL_OVERHEAD
     assert p.stalls == {} and p.core_busy == core
-    assert p.cycles == fixed + mem.read_latency + core + 16 + mem.write_latency
+    assert p.cycles == fixed + mem.read_latency + core + 16 + mem.write_latency + perf.PRUNE_OUTPUT_PIPELINE
     assert p.bytes_in == 2 * Abi(spec).call_bytes("PRUNE", rows, k, 1)["a_val"]
     # Half the bandwidth: W's 576 words take 1152 cycles in each pass, the last burst 32.
     half = perf.prune_call(spec, rows, k, MemoryModel(words_per_cycle=0.5))
-    assert half.cycles == fixed + mem.read_latency + core + 2 * (1152 - 576) + 32 + mem.write_latency
+    assert half.cycles == (fixed + mem.read_latency + core + 2 * (1152 - 576) + 32 + mem.write_latency
+                           + perf.PRUNE_OUTPUT_PIPELINE)
+    # One shared channel at half a word per cycle: W twice and all four copies on it; the BP copy's
+    # last burst (16 words) is in the tail, so the passes wait for the channel's time minus it.
+    shared = perf.prune_call(spec, rows, k, MemoryModel(words_per_cycle=0.5, banking="shared"))
+    size = Abi(spec).call_bytes("PRUNE", rows, k, 1)
+    words = (2 * size["a_val"] + sum(size[a] for a in ("ff_val", "ff_idx", "bp_val", "bp_idx"))) // 64
+    assert shared.stalls == {"shared channel (a_val+ff_val+ff_idx+bp_val+bp_idx)": 2 * words - 32 - 1152}
+    assert shared.cycles == half.cycles - 2 * (1152 - 576) + 2 * words - 32 - 1152
     with pytest.raises(PerfError, match="dense baseline"):
         prune_cost(PRESETS["dense"], rows, k)
     # W beyond the call limits: several PRUNE calls.
@@ -369,6 +398,9 @@ def test_bench_json_schema(bench_out):
         assert r["speedup"] == pytest.approx(r["dense_cycles"] / r["cycles"], rel=1e-3)
     at = {r["n"]: r["speedup"] for r in rows}
     assert at[1] == at[2] > at[3] == at[4] > at[7] and at[S28.m] == 1.0
+    # hostpy.plan runs DENSE where SPARSE + PRUNE cost no less (n = 7: 4 records per group = M/n_hw).
+    planned = {r["n"]: r.get("planned_speedup") for r in rows}
+    assert at[7] < 1.0 == planned[7] and all(planned[n] == at[n] for n in range(1, 7))
     assert at[2] == pytest.approx(data["networks"][data["runtime_n_network"]]["speedup"], rel=1e-3)
     plan = data["layerwise_plan"]
     assert {la["n"] for la in plan["layers"]} >= {"dense", "1:8", "4:8"} and at[4] < plan["speedup"] < at[1]

@@ -94,3 +94,66 @@ def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
             # (measured: n=3 at latency 448, 1616 cycles vs 1544 modelled, +4.7 %).
             bound = MAX_MODEL_ERROR if (n in (None, spec.n) or latency == 64) else RUNTIME_N_LATENCY_ERROR
             assert abs(modelled - job["cycles"]) / job["cycles"] <= bound, (latency, job, modelled)
+
+
+# ---- PRUNE of every BP shape: gen.perf.prune_call against the RTL kernel on hostpy's rtl backend ----
+
+# Where the memory bounds a PRUNE call (one shared channel at a quarter word per cycle) the model is
+# held to this relative error (measured: at most 0.92 %, sat_2x4); elsewhere it is exact, but for the
+# one known gap below.
+PRUNE_MEMORY_BOUND_ERROR = 0.015
+# "tall" PRUNE with the FF pass core-bound and the BP pass record-feed-bound (WPR < spg < q x WPR; sat_1x16
+# at n = 3, kv260 at n = 5): the RTL overlaps the FF -> BP turn by cycles the model does not charge. The
+# measured envelope (docs/PERF.md "PRUNE"): modelled 0 .. 3 x spg cycles high (4 at spg 3 on sat_1x16 and
+# kv260; 11 .. 23 at spg 5 .. 8 on a custom 4 x 4, M = 16, 128-bit spec).
+PRUNE_MIXED_GAP_PER_SPG = 3
+# "eq" PRUNE with multi-word records (sat_2x8_int16: WPR = 2) while the feed is the bound (spg < WPR):
+# modelled 1 cycle high (measured at n = 2 on [32, 128] and [17, 25]; exact at n = 3 and 7).
+PRUNE_EQ_MULTIWORD_FEED_GAP = 1
+
+
+def _rtl_backend_ok():
+    try:
+        import hostpy.backends.rtl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _rtl_backend_ok(), reason="hostpy's rtl backend is not in this tree")
+@pytest.mark.parametrize("name", [
+    "sat_2x8",              # "eq": the kernel CI builds anyway (build/rtlsim-cache)
+    "sat_2x4",              # "wide" (SATGEN_HEAVY=1)
+    "sat_1x16",             # "tall", two-word records (SATGEN_HEAVY=1)
+    "sat_2x8_kv260",        # "tall", 128-bit AXI (SATGEN_HEAVY=1)
+    "sat_2x8_int16",        # "eq", two-word records (SATGEN_HEAVY=1)
+])
+def test_prune_calls_match_the_rtl_kernel(name):
+    """gen.perf.kernel_validation_calls' PRUNE calls (shapes on and off the grid, n_hw and larger runtime n,
+    a memory-bound one) on the Verilator-built kernel (hostpy rtl backend, each call on its MemoryModel),
+    both copies bit-exact vs hostpy.golden.prune, against gen.perf.prune_call: to the cycle where the memory
+    is not the bound, but for the two known gaps above. sat_2x8 in CI (its kernel build is shared with the rtl-backend suites); the other
+    shapes need a kernel build each (about 90 s): SATGEN_HEAVY=1, or make validate ARCH=<spec>."""
+    import os
+    if name != "sat_2x8" and os.environ.get("SATGEN_HEAVY") != "1":
+        pytest.skip("a Verilator build of another kernel (SATGEN_HEAVY=1, or make validate ARCH=...)")
+    from gen.prune_layout import prune_shape
+    from gen.validate import prune_calls_vs_rtl
+    out = REPO / "build" / "perf_test" / name
+    generate(preset(name), out, log=lambda *_: None)
+    rows = prune_calls_vs_rtl(out, log=lambda *_: None)["prune_model_vs_rtl_kernel"]
+    lay = prune_shape(preset(name))
+    kinds = {r["kind"] for r in rows}
+    assert {"prune", "prune_edges", "prune_n", "prune_bandwidth"} <= kinds, kinds
+    for r in rows:
+        assert r["bit_exact"], r
+        diff = r["model_cycles"] - r["rtl_cycles"]
+        if r["memory_bound"]:
+            assert abs(r["error"]) <= PRUNE_MEMORY_BOUND_ERROR, r
+        elif r["kind"] == "prune_mixed":
+            spg = -(-r["n"] // preset(name).n)
+            assert 0 <= diff <= PRUNE_MIXED_GAP_PER_SPG * spg, r
+        elif lay.shape == "eq" and lay.wpr > 1 and -(-r["n"] // preset(name).n) < lay.wpr:
+            assert 0 <= diff <= PRUNE_EQ_MULTIWORD_FEED_GAP, r
+        else:
+            assert diff == 0, r

@@ -330,3 +330,42 @@ def test_network_plan_cost_hook_reproduces_perf_and_prices_runtime_n():
     assert rt[1] == rt[2] > rt[4] > 1
     ends = P.network_plan_cost(s, "deit_s", plan="ends-dense")
     assert ends["layers"][0]["n"] == "dense" and ends["speedup"] < P.network_plan_cost(s, "deit_s")["speedup"]
+
+
+def test_plan_runs_dense_where_sparse_costs_more_by_the_model():
+    """sat_2x8 (2:8 hardware) at runtime n = 7: ceil(7/2) = 4 = M/n_hw records per group, so a SPARSE GEMM
+    takes DENSE's cycles and PRUNE and the indices come on top: the plan runs DENSE (mask from the
+    host), saying why; at n = 2 and n = 5 SPARSE stays cheaper on the same layer. Decided by gen.perf's
+    modelled cycles, which the assertions recompute."""
+    from gen.perf import gemm_cost, prune_cost
+    from gen.spec import PRESETS
+    s = PRESETS["sat_2x8"]
+    layer = P.LayerShape("conv", k=576, cout=64, spatial=64)
+    batch = 8
+    gem = layer.gemms(batch)
+    full = P.full_runtime_n(s.m)
+    for n, want in ((2, "SPARSE"), (5, "SPARSE"), (7, "DENSE")):
+        modes = P.pass_modes(Phase(n, 8), "bdwp", True, 8, full, spec=s, layer=layer, batch=batch)
+        sparse = (sum(gemm_cost(s, "SPARSE", *gem[p], n=n).cycles for p in ("FF", "BP"))
+                  + prune_cost(s, layer.cout, layer.k, n=n).cycles)
+        dense = sum(gemm_cost(s, "DENSE", *gem[p]).cycles for p in ("FF", "BP"))
+        assert (sparse < dense) == (want == "SPARSE"), (n, sparse, dense)
+        assert modes["FF"][0] == modes["BP"][0] == want and modes["WU"][0] == "DENSE"
+        if want == "DENSE":
+            why = modes["FF"][2]
+            assert modes["PRUNE"] == ("HOST", None, why)
+            assert "4 records per group >= M/n_hw = 4" in why and f"{sparse} >= DENSE {dense}" in why
+        else:
+            assert modes["FF"] == ("SPARSE", n, "") and modes["PRUNE"] == ("KERNEL", n, "")
+    # Without the hardware the phase alone decides (a board without gen.perf).
+    assert P.pass_modes(Phase(7, 8), "bdwp", True, 8, full)["FF"] == ("SPARSE", 7, "")
+    # The ledger and the bench hook follow the same choice: at n = 7 the step costs what dense training costs.
+    led = P.StepLedger(s, full, [layer], "bdwp", batch)
+    led.record({"conv": Phase(7, 8)})
+    rep = led.report()
+    assert rep["cycles"] == rep["dense_cycles"] and all("DENSE" in k for k in rep["layers"][0]["steps"])
+    net = P.network_plan_cost(s, "resnet18_cifar", n=7, runtime_n=full)
+    assert net["cycles"] == net["dense_cycles"]
+    assert all(r["modes"].get("FF", "DENSE") == "DENSE" for r in net["layers"])
+    assert any("records per group >= M/n_hw" in r["reason"] for r in net["layers"])
+    assert P.network_plan_cost(s, "resnet18_cifar", n=5, runtime_n=full)["speedup"] > 1

@@ -240,6 +240,8 @@ def test_kernel_cycles_report(arch, monkeypatch):
     if spec.sparse:
         assert sorted(n for (mode, n) in overhead if mode == "SPARSE") == sorted({5, spec.n}), overhead
         assert report["jobs"][[j["mode"] for j in report["jobs"]].index("SPARSE") + 1]["n"] == spec.n  # last SPARSE
+        by = {(j["mode"], j["n"]): j["cycles"] for j in report["jobs"] if j["mode"] != "PRUNE"}
+        assert report["dense_over_sparse"] == round(by[("DENSE", None)] / by[("SPARSE", spec.n)], 4)
         prune = {j["n"]: j["cycles"] for j in report["jobs"] if j["mode"] == "PRUNE"}
         # PRUNE at n = 5 emits 3 records per group: 2 more output beats per input beat than at n = 2, plus a
         # tail that depends on where the testbench placed the output buffers (the last write burst of each
@@ -249,6 +251,24 @@ def test_kernel_cycles_report(arch, monkeypatch):
     assert overhead and all(mem.read_latency + mem.write_latency < o <= mem.read_latency + mem.write_latency + 64
                             for o in overhead.values()), overhead
     assert max(overhead.values()) - min(overhead.values()) <= 8, overhead
+
+
+def test_dense_over_sparse_takes_the_spec_n_sparse_job():
+    """The kernel bench runs SPARSE at several n: the ratio uses the SPARSE job at the spec's n, in any order."""
+    from sim.run import dense_over_sparse
+
+    g = [64, 2048, 64]
+    jobs = [{"mode": "SPARSE", "n": 2, "gemm": g, "cycles": 1000},
+            {"mode": "SPARSE", "n": 7, "gemm": g, "cycles": 4000},     # last SPARSE job, not the spec's n
+            {"mode": "DENSE", "n": None, "gemm": g, "cycles": 4000},
+            {"mode": "SPARSE", "n": 2, "gemm": [16, 1024, 16], "cycles": 9}]
+    assert dense_over_sparse(jobs, g, 2) == 4.0
+    assert dense_over_sparse(jobs, tuple(g), 7) == 1.0
+    assert dense_over_sparse(list(reversed(jobs)), g, 2) == 4.0
+    assert dense_over_sparse(jobs, g, 5) is None                      # no SPARSE job at that n
+    assert dense_over_sparse(jobs[:2], g, 2) is None                  # no DENSE job
+    with pytest.raises(ValueError, match="differing cycles"):
+        dense_over_sparse(jobs + [{"mode": "SPARSE", "n": 2, "gemm": g, "cycles": 1001}], g, 2)
 
 
 def test_hls_exported_rtl():
