@@ -293,7 +293,7 @@ def write_plot(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    pts = [p for p in report["points"] if "error" not in p]
+    pts = [p for p in report["points"] if "error" not in p and p.get("synth_top")]      # synthesized points only
     chosen = report.get("best_within_budget")
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, (key, label) in zip(axes, [("dsp", "DSP48E2"), ("lut", "LUT"),
@@ -347,19 +347,42 @@ def _bar(done: int, total: int, width: int = 24) -> str:
     return "[" + "#" * k + "." * (width - k) + f"] {done}/{total}"
 
 
+def fastest_per_ratio(report: dict, k: int) -> set[str]:
+    """Names of the ``k`` points of each N:M with the shortest modelled step time (a model-only report)."""
+    by: dict[tuple, list[dict]] = {}
+    for p in report["points"]:
+        if "error" not in p:
+            by.setdefault((p["spec"]["n"], p["spec"]["m"]), []).append(p)
+    return {p["name"] for ps in by.values() for p in sorted(ps, key=lambda p: (p["modelled_step_ms"], p["name"]))[:k]}
+
+
 def run_sweep(points: list[dict], *, network: str, batch: int, out: Path, synth: str = "yosys",
               scheduler: str = "", workers: int = 2, budget: float = DEFAULT_BUDGET, plot: bool = True,
-              log=print) -> dict:
-    """Evaluate ``points`` (grid_points output); writes the caches, sweep.json and the plot."""
+              synth_fastest: int = 0, log=print) -> dict:
+    """Evaluate ``points`` (grid_points output); writes the caches, sweep.json and the plot.
+
+    ``synth_fastest`` = K > 0: model every point first, then synthesize only the K fastest of each
+    N:M (the others stay modelled-only, ``synthesized`` false, outside the Pareto front and the
+    choice). The choice is then exact whenever one of those K fits the budget: every faster point
+    was synthesized too. For grids whose kernels take many CPU minutes each (the VU9P sizes)."""
     if not points:
         raise SweepError("no valid point to evaluate")
     if synth not in ("yosys", "vivado", "none"):
         raise SweepError(f"unknown synthesis tool {synth!r}; choose yosys, vivado or none")
     if synth == "vivado" and shutil.which("vivado") is None:
         raise SweepError("--synth vivado: `vivado` is not on PATH (source Vivado's settings64.sh)")
+    if synth_fastest < 0:
+        raise SweepError(f"synth_fastest must be >= 0, got {synth_fastest}")
     t0 = time.time()
+    chosen = {f["name"] for f in points}
+    if synth != "none" and synth_fastest:
+        modelled = run_sweep(points, network=network, batch=batch, out=out, synth="none", scheduler=scheduler,
+                             workers=workers, budget=budget, plot=False, log=log)
+        chosen = fastest_per_ratio(modelled, synth_fastest)
+        log(f"sweep: synthesizing the {synth_fastest} fastest point(s) per N:M by the model: {', '.join(sorted(chosen))}")
     model_hash = _model_source_hash()
-    skeys = {f["name"]: (synth_key(make_spec(**f), synth) if synth != "none" else "none") for f in points}
+    skeys = {f["name"]: (synth_key(make_spec(**f), synth) if synth != "none" and f["name"] in chosen else "none")
+             for f in points}
     pkeys = {f["name"]: point_key(f, network, batch, skeys[f["name"]], model_hash) for f in points}
     cache, pdir = out / "cache", out / "points"
     done = {}
@@ -374,7 +397,8 @@ def run_sweep(points: list[dict], *, network: str, batch: int, out: Path, synth:
             if rec and rec.get("synth_key") == k:
                 synth_cached[k] = rec
     todo = [f for f in points if f["name"] not in done]
-    need_synth = {} if synth == "none" else {skeys[f["name"]]: f for f in todo if skeys[f["name"]] not in synth_cached}
+    need_synth = {} if synth == "none" else {skeys[f["name"]]: f for f in todo
+                                              if skeys[f["name"]] not in synth_cached and skeys[f["name"]] != "none"}
     log(f"sweep: {len(points)} points on {network}, batch {batch}; {len(done)} finished before (not redone), "
         f"{len(todo)} to model, {len(need_synth)} synthesis run(s) with {synth}"
         + (f" ({len(synth_cached)} from the cache)" if synth_cached else ""))
@@ -420,12 +444,12 @@ def run_sweep(points: list[dict], *, network: str, batch: int, out: Path, synth:
             if name not in models:
                 continue
             rec = {"name": name, "spec": f, "point_key": pkeys[name], **models[name]}
-            if synth == "none":
-                rec.update({k: None for k in RESOURCES}, synth_top=None, synth_tool=None)
+            if sk == "none":                     # --synth none, or not among the synth_fastest
+                rec.update({k: None for k in RESOURCES}, synth_top=None, synth_tool=None, synthesized=False)
             elif sk in synth_cached:
                 s = synth_cached[sk]
                 rec.update({k: s[k] for k in RESOURCES}, synth_top=s["synth_top"], synth_tool=s["synth_tool"],
-                           synth_seconds=s["synth_seconds"], synth_key=sk)
+                           synth_seconds=s["synth_seconds"], synth_key=sk, synthesized=True)
             else:
                 continue                         # its synthesis failed: reported below, not cached
             _write_json(pdir / f"{name}.json", rec)
@@ -435,20 +459,22 @@ def run_sweep(points: list[dict], *, network: str, batch: int, out: Path, synth:
         name = f["name"]
         if name in done:
             rec = done[name]
-            if synth != "none":
+            if synth != "none" and rec.get("synth_top"):
                 rec.update(fit_report(rec, make_spec(**f).fpga_part, budget))
             results.append(rec)
         else:
             results.append({"name": name, "spec": f,
                             "error": errors.get(skeys[name]) or errors.get(name) or "not evaluated"})
-    ok = [r for r in results if "error" not in r]
+    ok = [r for r in results if "error" not in r and (synth == "none" or r.get("synth_top"))]
     part = make_spec(**points[0]).fpga_part
     report = {"network": network, "batch": batch, "part": part, "budget": budget,
               "part_limits": part_limits(part), "synth_tool": synth,
               "synth_what": SYNTH_WHAT.get(synth, "not synthesized (--synth none)"),
               "synth_tops": ", ".join(sorted({r["synth_top"] for r in ok if r.get("synth_top")})) or "-",
               "model_what": "modelled step time: gen/perf.py cycle model (schedule 'best') at the spec's clock",
-              "engine": engine, "points": results}
+              "engine": engine, "points": results,
+              "synthesized": (f"the {synth_fastest} fastest per N:M by the model" if synth != "none" and synth_fastest
+                              else ("every point" if synth != "none" else "none"))}
     if synth != "none" and ok:
         report["pareto"] = [p["name"] for p in pareto_front(ok)]
         report["pareto_by_resource"] = {k: [p["name"] for p in pareto_front(ok, ("modelled_step_ms", k))]
@@ -511,10 +537,13 @@ def _table(report: dict, names: list[str]) -> list[str]:
 @click.option("--scheduler", default="", metavar="ADDRESS", help="use a running Dask scheduler (tcp://host:8786)")
 @click.option("--synth", "synth", default="yosys", show_default=True, type=click.Choice(["yosys", "vivado", "none"]),
               help="synthesis of each point's kernel: Yosys, Vivado out-of-context, or none (model only)")
+@click.option("--synth-fastest", "synth_fastest", default=0, show_default=True, metavar="K",
+              help="model every point, synthesize only the K fastest per N:M (0: synthesize every point)")
 @click.option("--out", default="build/sweep", show_default=True, help="cache, points and reports/ go here")
 @click.option("--budget", default=DEFAULT_BUDGET, show_default=True, help="fraction of each device resource allowed")
 @click.option("--plot/--no-plot", default=True, help="write reports/sweep_pareto.png")
-def main(base, network, batch, arrays, ratios, depths, axi, workers, scheduler, synth, out, budget, plot) -> None:
+def main(base, network, batch, arrays, ratios, depths, axi, workers, scheduler, synth, synth_fastest, out, budget,
+         plot) -> None:
     """Sweep array shape x N:M x buffer depth x AXI width: modelled step time and synthesized resources."""
     try:
         base_spec = preset(base)
@@ -527,6 +556,8 @@ def main(base, network, batch, arrays, ratios, depths, axi, workers, scheduler, 
         raise click.BadParameter("must be >= 1", param_hint="--workers")
     if not 0 < budget <= 1:
         raise click.BadParameter("must be in (0, 1]", param_hint="--budget")
+    if synth_fastest < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--synth-fastest")
     arr, rat = _parse_list(arrays, "x", "arrays"), _parse_list(ratios, ":", "ratios")
     dep = [d for (d,) in _parse_list(depths, "", "depths")]
     ax = [a for (a,) in _parse_list(axi, "", "axi")]
@@ -535,7 +566,7 @@ def main(base, network, batch, arrays, ratios, depths, axi, workers, scheduler, 
         click.echo(f"  skipped {s}")
     try:
         report = run_sweep(pts, network=network, batch=batch, out=Path(out), synth=synth, scheduler=scheduler,
-                           workers=workers, budget=budget, plot=plot, log=click.echo)
+                           workers=workers, budget=budget, plot=plot, synth_fastest=synth_fastest, log=click.echo)
     except SweepError as e:
         click.echo(f"sweep: error: {e}", err=True)
         sys.exit(2)

@@ -101,6 +101,33 @@ def test_rerun_redoes_nothing(swept):
         [{k: v for k, v in p.items() if k not in strip} for p in before["points"]]
 
 
+def test_synth_fastest_models_everything_and_synthesizes_the_fastest(swept, tmp_path):
+    """--synth-fastest 1: every point modelled, only the fastest of each N:M synthesized (here from the
+    synthesis cache of the full run, copied), the rest reported unsynthesized and kept out of the choice."""
+    import shutil
+    out, _ = swept
+    full = json.loads((out / "reports" / "sweep.json").read_text())
+    shutil.copytree(out / "cache", tmp_path / "cache")
+    r = CliRunner().invoke(main, GRID + ["--out", str(tmp_path), "--synth-fastest", "1", "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert "0 synthesis run(s) with yosys (2 from the cache)" in r.output
+    data = json.loads((tmp_path / "reports" / "sweep.json").read_text())
+    assert data["synthesized"] == "the 1 fastest per N:M by the model"
+    pts = {p["name"]: p for p in data["points"]}
+    want = {min((p for p in full["points"] if p["spec"]["m"] == m), key=lambda p: (p["modelled_step_ms"], p["name"]))["name"]
+            for m in (4, 8)}
+    assert {n for n, p in pts.items() if p["synthesized"]} == want
+    for n, p in pts.items():
+        ref = next(q for q in full["points"] if q["name"] == n)
+        assert p["modelled_step_ms"] == ref["modelled_step_ms"]
+        if n in want:
+            assert {k: p[k] for k in sweep.RESOURCES} == {k: ref[k] for k in sweep.RESOURCES}
+        else:
+            assert p["lut"] is None and p["synth_top"] is None and "fits_budget" not in p
+    assert set(data["pareto"]) <= want and data["best_within_budget"] == full["best_within_budget"]
+    assert sweep.fastest_per_ratio(full, 2) == set(pts)          # 2 points per N:M in this grid
+
+
 def test_synth_key_follows_the_rtl():
     base = spec_to_dict(preset("sat_2x8"))
     a = make_spec(**{**base, "name": "a", "rows": 4, "cols": 4})
