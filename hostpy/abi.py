@@ -100,7 +100,10 @@ class GroupedOperand:
 
 def _to_fields(a: np.ndarray, bits: int) -> np.ndarray:
     """Unsigned ``bits``-wide fields of the integers in ``a`` (two's complement for signed)."""
-    u = np.ascontiguousarray(np.asarray(a).astype(np.int64)).view(np.uint64)
+    a = np.asarray(a)
+    if a.dtype.kind in "iu" and a.dtype.itemsize * 8 == bits:        # already one container per field: reinterpret
+        return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+    u = np.ascontiguousarray(a.astype(np.int64)).view(np.uint64)
     return u if bits == 64 else u & np.uint64((1 << bits) - 1)
 
 
@@ -167,7 +170,7 @@ def _take_records(buf: np.ndarray, tiles: int, nrec: int, rec: Records, word_byt
 
 
 def _bytes_to_records(buf: np.ndarray, tiles: int, nrec: int, nf: int, field_bits: int, rec: Records) -> np.ndarray:
-    """Inverse of :func:`_records_to_bytes`: the unsigned fields [tiles, nrec, nf] (uint64)."""
+    """Inverse of :func:`_records_to_bytes`: the unsigned fields [tiles, nrec, nf] (in the narrowest container)."""
     wb = rec.word_bits // 8
     tile_bytes = rec.words(nrec) * wb
     need = tiles * tile_bytes
@@ -193,15 +196,17 @@ def _bytes_to_records(buf: np.ndarray, tiles: int, nrec: int, nf: int, field_bit
             bits, r = np.unpackbits(w, axis=-1, bitorder="little")[:, :, :rec.bits], None
     if field_bits in (8, 16, 32, 64) and r is not None:
         fb = field_bits // 8
-        return np.ascontiguousarray(r).view(f"<u{fb}").reshape(tiles, nrec, nf).astype(np.uint64)
+        return np.ascontiguousarray(r).view(f"<u{fb}").reshape(tiles, nrec, nf)
     if bits is None:
         bits = np.unpackbits(np.ascontiguousarray(r), axis=-1, bitorder="little")
     bits = bits[:, :, :nf * field_bits].reshape(tiles, nrec, nf, field_bits)
     dt = np.dtype(f"u{_container_bytes(field_bits)}")    # sum the weighted bits in the narrowest container
-    return (bits.astype(dt) << np.arange(field_bits, dtype=dt)).sum(axis=-1, dtype=dt).astype(np.uint64)
+    return (bits.astype(dt) << np.arange(field_bits, dtype=dt)).sum(axis=-1, dtype=dt)
 
 
 def _signed(fields: np.ndarray, bits: int, dtype: np.dtype) -> np.ndarray:
+    if fields.dtype.itemsize * 8 == bits:         # one container per field: reinterpret as signed
+        return np.ascontiguousarray(fields).view(f"i{fields.dtype.itemsize}").astype(dtype, copy=False)
     if bits == 64:
         return np.ascontiguousarray(fields.astype(np.uint64)).view(np.int64).astype(dtype)
     f = fields.astype(np.int64)
@@ -330,8 +335,8 @@ class Abi:
         lanes, g, n = values.shape
         sub = self.subrecords(n)
         tiles = _cdiv(lanes, tile)
-        v = np.zeros((tiles * tile, g, sub * s.n), np.int64)
-        i = np.zeros((tiles * tile, g, sub * s.n), np.int64)
+        v = np.zeros((tiles * tile, g, sub * s.n), self.data_dtype)     # container dtypes: no int64 copies
+        i = np.zeros((tiles * tile, g, sub * s.n), np.uint8)
         v[:lanes, :, :n] = values
         i[:lanes, :, :n] = indices
         if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= s.m):
