@@ -7,6 +7,7 @@
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
 #   make sweep [SWEEP_ARGS=...]        design-space sweep: model + Yosys synthesis on Dask
+#   make vu9p-reports                  rerun the VU9P sweep (fastest point synthesized) and recommit docs/synth_*_vu9p.json
 #   make fuzz ARCH=... [SECONDS=60] [SEED=1]  random jobs on the Verilator-built RTL kernel vs the golden model
 #   make validate ARCH=...             cycle model vs the RTL kernel on ResNet-18's calls -> bench.json model_vs_rtl_kernel
 #   make hls / make bitstream ARCH=... vendor tools (Vitis HLS / v++ / Vivado) where installed
@@ -28,7 +29,7 @@ SEED ?= 1
 # bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
 IMPL ?= hls
 
-.PHONY: help setup gen csim sim sim-bbuf synth test bench fuzz validate sweep hls bitstream clean distclean
+.PHONY: help setup gen csim sim sim-bbuf synth test bench fuzz validate sweep vu9p-reports hls bitstream clean distclean
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -65,6 +66,10 @@ validate: gen
 # make sweep [SWEEP_ARGS="--arrays 8x8,16x16 --ratios 2:8 --depths 512 --workers 2 --scheduler tcp://host:8786"]
 sweep: setup
 	@$(PY) -m gen.sweep $(SWEEP_ARGS)
+
+# On demand (about 20 CPU minutes of Yosys per 32x64 kernel): docs/sweep_vu9p.json + both presets' kernel reports.
+vu9p-reports: setup
+	@$(PY) -m gen.preset_reports $(REPORT_ARGS)
 
 hls: gen
 	@bash $(OUT)/scripts/run_vendor.sh hls

@@ -128,6 +128,49 @@ def test_synth_fastest_models_everything_and_synthesizes_the_fastest(swept, tmp_
     assert sweep.fastest_per_ratio(full, 2) == set(pts)          # 2 points per N:M in this grid
 
 
+def _fixture_pair(full: dict, best: bool):
+    """A sparse spec of the fixture's grid (its chosen point, or another 2:8 depth) and its dense twin."""
+    import dataclasses
+    pts = [p for p in full["points"] if p["spec"]["m"] == 8]
+    pick = next(p for p in pts if (p["name"] == full["best_within_budget"]) == best)
+    s = make_spec(**{**pick["spec"], "name": "pair_sparse"})
+    return s, dataclasses.replace(s, name="pair_dense", sparse=False)
+
+
+def test_preset_reports_refuse_a_preset_the_sweep_no_longer_chooses(swept, tmp_path):
+    import shutil
+    from gen.preset_reports import ReportError, write_reports
+    out, _ = swept
+    full = json.loads((out / "reports" / "sweep.json").read_text())
+    shutil.copytree(out / "cache", tmp_path / "out" / "cache")
+    s, d = _fixture_pair(full, best=False)
+    with pytest.raises(ReportError, match="no longer chooses pair_sparse: it chooses " + full["best_within_budget"]):
+        write_reports(s, d, out=tmp_path / "out", docs=tmp_path / "docs", synth_fastest=1, workers=1,
+                      network="vgg16_cifar", batch=1, arrays=((4, 4),), depths=(256, 512), log=lambda *_: None)
+    assert not (tmp_path / "docs").exists()                  # nothing written
+
+
+@pytest.mark.skipif(os.environ.get("SATGEN_HEAVY") != "1", reason="one more kernel synthesis (SATGEN_HEAVY=1)")
+def test_preset_reports_write_both_kernels(swept, tmp_path):
+    import shutil
+    from gen.preset_reports import write_reports
+    out, _ = swept
+    full = json.loads((out / "reports" / "sweep.json").read_text())
+    shutil.copytree(out / "cache", tmp_path / "out" / "cache")
+    s, d = _fixture_pair(full, best=True)
+    write_reports(s, d, out=tmp_path / "out", docs=tmp_path / "docs", synth_fastest=1, workers=1,
+                  network="vgg16_cifar", batch=1, arrays=((4, 4),), depths=(256, 512), log=lambda *_: None)
+    rs = json.loads((tmp_path / "docs" / "synth_pair_sparse.json").read_text())
+    rd = json.loads((tmp_path / "docs" / "synth_pair_dense.json").read_text())
+    assert rs["spec"] == spec_to_dict(s) and rs["synth_key"] == synth_key(s, "yosys") and rs["synth_top"] == "sat_kernel"
+    assert rd["synth_key"] == synth_key(d, "yosys") and rd["dsp"] == rs["dsp"] and rd["lut"] < rs["lut"]
+    direct = synth.synth_targets(d, ["kernel"], tmp_path / "direct", log=lambda *_: None)["kernel"]
+    assert {k: direct[k] for k in sweep.RESOURCES} == {k: rd[k] for k in sweep.RESOURCES}
+    assert rs["fits_budget"] is True and rs["sweep_point"] == full["best_within_budget"]
+    swp = json.loads((tmp_path / "docs" / "sweep_sparse.json").read_text())
+    assert swp["best_within_budget"] == full["best_within_budget"]
+
+
 def test_synth_key_follows_the_rtl():
     base = spec_to_dict(preset("sat_2x8"))
     a = make_spec(**{**base, "name": "a", "rows": 4, "cols": 4})
