@@ -508,19 +508,11 @@ PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
 
 
 def rtl_prune(spec) -> bool:
-    """Whether the RTL kernel runs PRUNE for this spec (hls_templates/rtl/_sat_layout.j2 K_BPX: rows = cols
-    and a BP transpose shape: M = R with whole-word records, R = q x M with an R x R block of exactly one
-    word, or M = q x R with whole-word records); other sparse specs refuse PRUNE with bad_mode.
-    test_prune / test_bad_registers check both sides."""
-    if not spec.sparse or spec.rows != spec.cols:
-        return False
-    r, m, wb = spec.rows, spec.m, spec.axi_bits
-    rec = r * m * spec.mem_data_bits
-    if m == r:
-        return rec % wb == 0
-    if r > m:
-        return r % m == 0 and r * r * spec.mem_data_bits == wb and wb % rec == 0
-    return m % r == 0 and rec % wb == 0
+    """Whether the RTL kernel runs PRUNE for this spec: hls_templates/rtl/_sat_layout.j2 K_BPX (through
+    gen.render.rtl_prune_shape, the one place that decides it); other sparse specs refuse PRUNE with
+    bad_mode. test_prune / test_bad_registers check both sides."""
+    from gen.render import rtl_prune_shape
+    return spec.sparse and rtl_prune_shape(spec) is not None
 
 
 def _shapes(tb: KernelTB, count: int) -> list[tuple[int, int, int]]:
