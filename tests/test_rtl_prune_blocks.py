@@ -1,6 +1,6 @@
 """PRUNE in the RTL kernel where rows != cols: the "blocks" shape (docs/RTL.md "PRUNE").
 
-The CI vehicle is a small spec of sat_2x8_vu9p's shape class: C = 16 > R = 8 = q x M (M = 4, q = 2)
+The CI vehicle is a small spec of sat_2x8_vu9p's shape class: C = 12 > R = 8 = q x M (M = 4, q = 2)
 and one M x M block of W is exactly one 128-bit word, so the FF record (R rows x M positions) is q
 words and a BP beat is q one-word blocks read at stride q words. 1:4 hardware, so runtime n = 3 keeps
 spg = 3 > q records per group (the core, not the collection, sets the pace). Every job runs on
@@ -27,7 +27,7 @@ from hostpy import golden, nm
 from hostpy.device import KernelCall
 from sim.cycles import kernel_prune_beat_cycles
 
-SPEC = make_spec(**{**spec_to_dict(preset("sat_2x8")), "name": "prune_blocks_8x16", "rows": 8, "cols": 16,
+SPEC = make_spec(**{**spec_to_dict(preset("sat_2x8")), "name": "prune_blocks_8x12", "rows": 8, "cols": 12,
                     "n": 1, "m": 4, "axi_bits": 128, "max_k": 2048, "max_dim": 1024})
 REPO = Path(__file__).resolve().parent.parent
 STALLY = MemoryModel(read_latency=30, write_latency=20, words_per_cycle=0.5, stall_rate=0.2, seed=3)
