@@ -14,7 +14,11 @@ between host work, transfers and the kernel: the host code runs them one after t
   both again), ``dequantize`` (each GEMM's result), ``optimizer`` (SGD with momentum on the float
   master W, plus under BDWP the masks from the pruned copies, ``kept_mask``, and the SR-STE
   decay, ``hostpy.bdwp.srste_decay``), ``partial_sums`` (a reduction longer than ``max_k`` runs as
-  several launches whose int64 partial sums the host adds and wraps, as hostpy.accel does).
+  several launches whose int64 partial sums the host adds and wraps, as hostpy.accel does),
+  ``abi_pack`` (memory ABI v2, ``hostpy.abi.Abi``, as hostpy.accel lays out every call: A packed
+  grouped (DENSE) or compressed (SPARSE), B grouped, the result unpacked; under BDWP each
+  layer's PRUNE packs the dense W and unpacks both compressed copies. Timed on whole operands:
+  the per-launch slicing of calls beyond the kernel's limits is not counted).
   Each distinct shape is timed once per run (best of 2-3 calls: the steady state) and
   multiplied by how often the step uses it. The figure is the process's CPU time
   (``time.process_time``: these NumPy host functions are single-threaded, so on an idle machine it
@@ -48,7 +52,7 @@ from .workloads import Layer, lower_layer, network, network_names
 
 __all__ = ["HOST_PARTS", "DEFAULT_PCIE_GBPS", "HostTimer", "network_step", "end_to_end", "merge_into_bench"]
 
-HOST_PARTS = ("im2col", "col2im", "quantize", "dequantize", "optimizer", "partial_sums")
+HOST_PARTS = ("im2col", "col2im", "quantize", "dequantize", "optimizer", "partial_sums", "abi_pack")
 DEFAULT_PCIE_GBPS = 12.0
 SMALL = 2_000_000            # arrays below this many elements: best of REPEATS runs, larger ones best of 2
 REPEATS = 3                  # (the first call of a large shape pays the page faults of its fresh outputs;
@@ -140,6 +144,51 @@ class HostTimer:
         return self._time(("partial_sums", rows, cols, splits, acc_bits), setup, run)
 
 
+    def abi_gemm(self, spec: ArchSpec, rows: int, k: int, cols: int, sparse: bool) -> float:
+        """One GEMM call's ABI v2 work in hostpy.accel: A packed (grouped, or compressed at the spec's
+        n), B[k][cols] packed grouped as its columns, the result tile set unpacked."""
+        from hostpy.abi import Abi
+        abi, g = Abi(spec), -(-k // spec.m)
+
+        def setup():
+            b = self.rng.integers(-100, 100, (k, cols)).astype(abi.data_dtype)
+            res = np.zeros(abi.result_bytes(rows, cols), np.uint8)
+            if sparse:
+                vals = self.rng.integers(-100, 100, (rows, g, spec.n)).astype(abi.data_dtype)
+                idx = np.sort(self.rng.integers(0, spec.m, (rows, g, spec.n)), axis=2).astype(np.uint8)
+                return vals, idx, b, res
+            return self.rng.integers(-100, 100, (rows, k)).astype(abi.data_dtype), b, res
+
+        def run(*args):
+            *a, b, res = args
+            if sparse:
+                abi.pack_compressed(a[0], a[1], spec.rows)
+            else:
+                abi.pack_grouped(a[0], spec.rows)
+            abi.pack_grouped(b.T, spec.cols)
+            abi.unpack_result(res, rows, cols)
+        return self._time(("abi_gemm", spec.rows, spec.cols, spec.m, spec.n, spec.data_bits, spec.axi_bits,
+                           rows, k, cols, sparse), setup, run)
+
+    def abi_prune(self, spec: ArchSpec, rows: int, k: int) -> float:
+        """One PRUNE call's ABI v2 work in hostpy.accel: the dense W packed grouped, both compressed
+        copies (FF: lanes = rows, BP: lanes = columns) unpacked."""
+        from hostpy.abi import Abi
+        abi = Abi(spec)
+        sizes = abi.call_bytes("PRUNE", rows, k, 0)
+
+        def setup():
+            w = self.rng.integers(-100, 100, (rows, k)).astype(abi.data_dtype)
+            return (w, *(np.zeros(sizes[b], np.uint8) for b in ("ff_val", "ff_idx", "bp_val", "bp_idx")))
+
+        def run(w, fv, fi, bv, bi):
+            abi.pack_grouped(w, spec.rows)
+            abi.unpack_compressed(fv, fi, rows, k, spec.rows)
+            abi.unpack_compressed(bv, bi, k, rows, spec.rows)
+        return self._time(("abi_prune", spec.rows, spec.cols, spec.m, spec.n, spec.data_bits, spec.axi_bits, rows, k),
+                          setup, run)
+
+
 def _acc_dtype(spec: ArchSpec):
     return np.int32 if spec.mem_acc_bits == 32 else np.int64
 
@@ -156,6 +205,7 @@ def _layer_host(spec: ArchSpec, layer: Layer, batch: int, bdwp: bool, timer: Hos
             parts["quantize"] += g.count * (timer.quantize(g.rows, g.k, bits) + timer.quantize(g.k, g.cols, bits))
             parts["dequantize"] += g.count * timer.dequantize(g.rows, g.cols, acc_dt)
             xfer += g.count * ((g.rows * g.k + g.k * g.cols) * d + g.rows * g.cols * a)
+            parts["abi_pack"] += g.count * timer.abi_gemm(spec, g.rows, g.k, g.cols, False)
         return {**parts, "pcie_bytes": xfer}
     red, pos, cout = layer.reduction, batch * layer.positions, layer.cout
     by_pass = {g.pass_: g for g in gemms}
@@ -186,6 +236,9 @@ def _layer_host(spec: ArchSpec, layer: Layer, batch: int, bdwp: bool, timer: Hos
     parts["optimizer"] += cnt * timer.sgd(cout, red)
     if sparse_layer:
         parts["optimizer"] += cnt * timer.bdwp_masks_decay(cout, red, spec.n, spec.m)
+        parts["abi_pack"] += cnt * timer.abi_prune(spec, cout, red)      # PRUNE: both copies from the dense W
+    for g in gemms:
+        parts["abi_pack"] += g.count * timer.abi_gemm(spec, g.rows, g.k, g.cols, g.sparse)
     return {**parts, "pcie_bytes": xfer}
 
 

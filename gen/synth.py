@@ -199,7 +199,7 @@ def _rtl(files: dict[str, bytes], workdir: Path) -> list[Path]:
 
 
 def _needs(top: str) -> list[str]:
-    return {"sat_pe": ["sat_pe.sv"], "sat_array": ["sat_pe.sv", "sat_array.sv"]}.get(top, [])
+    return {"sat_pe": ["sat_pe.sv"], "sat_array": ["sat_pe.sv", "sat_row.sv", "sat_array.sv"]}.get(top, [])
 
 
 def dense_baseline(spec: ArchSpec) -> ArchSpec:

@@ -104,15 +104,21 @@ def _to_fields(a: np.ndarray, bits: int) -> np.ndarray:
     return u if bits == 64 else u & np.uint64((1 << bits) - 1)
 
 
+def _container_bytes(field_bits: int) -> int:
+    """Bytes of the narrowest unsigned NumPy integer holding a ``field_bits``-wide field."""
+    return next(c for c in (1, 2, 4, 8) if 8 * c >= field_bits)
+
+
 def _records_to_bytes(fields: np.ndarray, field_bits: int, rec: Records) -> np.ndarray:
     """[tiles, nrec, F] unsigned fields -> the tiles' words, bytes (tiles each padded to words)."""
     tiles, nrec, nf = fields.shape
     wb = rec.word_bits
-    if field_bits % 8 == 0:                       # byte-aligned fields: stay at byte level
+    if field_bits in (8, 16, 32, 64):             # container-wide fields: stay at byte level
         fb = field_bits // 8                      # 1, 2, 4 or 8: container widths
         recs = np.ascontiguousarray(fields.astype(f"<u{fb}")).view(np.uint8).reshape(tiles, nrec, nf * fb)
         return _place_records(recs, rec, wb // 8)
-    bits = np.unpackbits(fields.astype("<u8").view(np.uint8).reshape(tiles, nrec, nf, 8), axis=-1,
+    cb = _container_bytes(field_bits)              # unpack from the narrowest container: 8x less than from u8
+    bits = np.unpackbits(fields.astype(f"<u{cb}").view(np.uint8).reshape(tiles, nrec, nf, cb), axis=-1,
                          bitorder="little")[..., :field_bits].reshape(tiles, nrec, nf * field_bits)
     if rec.bits % 8 == 0:
         recs = np.packbits(bits, axis=-1, bitorder="little")
@@ -185,13 +191,14 @@ def _bytes_to_records(buf: np.ndarray, tiles: int, nrec: int, nf: int, field_bit
             r, bits = w[:, :, :rec.bits // 8], None
         else:
             bits, r = np.unpackbits(w, axis=-1, bitorder="little")[:, :, :rec.bits], None
-    if field_bits % 8 == 0 and r is not None:
+    if field_bits in (8, 16, 32, 64) and r is not None:
         fb = field_bits // 8
         return np.ascontiguousarray(r).view(f"<u{fb}").reshape(tiles, nrec, nf).astype(np.uint64)
     if bits is None:
         bits = np.unpackbits(np.ascontiguousarray(r), axis=-1, bitorder="little")
-    bits = bits[:, :, :nf * field_bits].reshape(tiles, nrec, nf, field_bits).astype(np.uint64)
-    return (bits << np.arange(field_bits, dtype=np.uint64)).sum(axis=-1, dtype=np.uint64)
+    bits = bits[:, :, :nf * field_bits].reshape(tiles, nrec, nf, field_bits)
+    dt = np.dtype(f"u{_container_bytes(field_bits)}")    # sum the weighted bits in the narrowest container
+    return (bits.astype(dt) << np.arange(field_bits, dtype=dt)).sum(axis=-1, dtype=dt).astype(np.uint64)
 
 
 def _signed(fields: np.ndarray, bits: int, dtype: np.dtype) -> np.ndarray:

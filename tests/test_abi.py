@@ -160,3 +160,27 @@ def test_grouped_b_through_the_accelerator(tmp_path):
     assert np.array_equal(small.ff(pw, im2col_grouped(x, 3, 3, acc.abi, 1, 1)), want)
     with pytest.raises(hostpy.errors.ShapeError, match="quantize first"):
         im2col_grouped(x.astype(np.float32), 3, 3, acc.abi)
+
+
+@pytest.mark.parametrize("field_bits", [1, 2, 3, 5, 7, 8, 9, 12, 16, 17, 24, 31, 33, 48, 63, 64])
+@pytest.mark.parametrize("nf,word_bits", [(3, 64), (16, 512), (40, 128)])
+def test_field_packing_round_trips_and_places_bits_little_endian(field_bits, nf, word_bits):
+    """Every field width, in records shorter and longer than a word: the bytes hold field e at bits
+    [e*b, (e+1)*b) of its record (checked bit by bit), and unpacking returns the fields."""
+    from hostpy.abi import _bytes_to_records, _records_to_bytes
+    rng = np.random.default_rng(field_bits * 1000 + nf)
+    tiles, nrec = 2, 5
+    hi = (1 << field_bits) - 1
+    fields = rng.integers(0, hi, (tiles, nrec, nf), dtype=np.uint64, endpoint=True)
+    rec = Records(nf * field_bits, word_bits)
+    buf = _records_to_bytes(fields, field_bits, rec)
+    assert buf.size == tiles * rec.words(nrec) * word_bits // 8
+    assert (_bytes_to_records(buf, tiles, nrec, nf, field_bits, rec) == fields).all()
+    bits = np.unpackbits(buf, bitorder="little").reshape(tiles, -1)
+    for t, r, e in ((0, 0, 0), (1, nrec - 1, nf - 1), (1, 2, nf // 2)):
+        if rec.per_word:
+            start = (r // rec.per_word) * word_bits + (r % rec.per_word) * rec.bits
+        else:
+            start = r * rec.words_per_record * word_bits
+        got = bits[t, start + e * field_bits:start + (e + 1) * field_bits]
+        assert int(sum(int(b) << i for i, b in enumerate(got))) == int(fields[t, r, e])

@@ -69,6 +69,9 @@ def test_host_calls_and_pcie_bytes_of_one_conv_layer_by_hand():
         want = 2 * ((red * pos + cout * pos * 4) + (cout * pos + red * pos * 4) + ((cout + red) * pos + cout * red * 4) + w)
         assert parts["pcie_bytes"] == want
         assert t.calls.get("bdwp_masks_decay", 0) == (1 if bdwp else 0)
+        assert t.calls["abi_gemm"] == 3                              # FF, BP, WU: A, B packed, result unpacked
+        assert t.calls.get("abi_prune", 0) == (1 if bdwp else 0)    # BDWP: one PRUNE per layer and step
+        assert parts["abi_pack"] == pytest.approx(2 * (3 + (1 if bdwp else 0)) * 1e-3)
 
 
 def test_a_split_reduction_adds_partial_sums_on_the_host():
@@ -82,6 +85,14 @@ def test_a_split_reduction_adds_partial_sums_on_the_host():
 
 def test_partial_sum_measurement_runs_the_real_code():
     assert HostTimer().partial_sums(64, 64, 3, 32, "int32") >= 0.0
+
+
+def test_abi_measurements_run_the_real_code():
+    """The ABI timings call hostpy.abi on operands of the given shapes (a wrong shape raises)."""
+    t = HostTimer()
+    assert t.abi_gemm(S28, 10, 27, 33, True) >= 0.0 and t.abi_gemm(S28, 10, 27, 33, False) >= 0.0
+    assert t.abi_prune(S28, 10, 27) >= 0.0
+    assert {k[0] for k in t.cache} == {"abi_gemm", "abi_prune"} and len(t.cache) == 3
 
 
 def test_attention_gemms_quantize_both_operands():
