@@ -3,6 +3,7 @@
 #   make csim ARCH=...                 C-simulate the generated HLS kernel against the golden model
 #   make sim ARCH=...                  cocotb + Verilator regression of the generated RTL
 #   make sim-bbuf                      the B reuse buffer: unit bench + the whole kernel with 4-record B banks
+#   make sim-prune-blocks              PRUNE where rows != cols ("blocks"): cocotb kernel bench of the CI spec + sat_2x8_vu9p
 #   make synth ARCH=...                Yosys synth_xilinx resource figures
 #   make test                          the whole pytest suite
 #   make bench ARCH=...                cycle model, network speedups, end-to-end step, plots
@@ -29,7 +30,7 @@ SEED ?= 1
 # bitstream: hls = the Vitis HLS kernel (default), rtl = the generated SystemVerilog kernel
 IMPL ?= hls
 
-.PHONY: help setup gen csim sim sim-bbuf synth test bench fuzz validate sweep vu9p-reports hls bitstream clean distclean
+.PHONY: help setup gen csim sim sim-bbuf sim-prune-blocks synth test bench fuzz validate sweep vu9p-reports hls bitstream clean distclean
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -50,6 +51,9 @@ sim: gen
 
 sim-bbuf: setup
 	@PATH="$(VERILATOR_BIN):$$PATH" SATGEN_BBUF_KERNEL=1 $(PY) -m pytest tests/test_rtl_bbuf.py -q $(PYTEST_ARGS)
+
+sim-prune-blocks: setup
+	@PATH="$(VERILATOR_BIN):$$PATH" SATGEN_PRUNE_BLOCKS_SIM=1 $(PY) -m pytest tests/test_rtl_prune_blocks.py -q $(PYTEST_ARGS)
 
 synth: gen
 	@$(PY) -m gen.synth --out $(OUT)

@@ -492,7 +492,11 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
     kt_n, gb_n = -(-k // spec.rows), -(-rows // spec.m)
     # Beats of C groups (R lanes per record; R = C on every shape the kernel has: only the estimate
     # for a refusing R != C kernel differs, with its C lanes taking C groups per beat).
-    ff_beats, bp_beats = -(-rt_n * g * spec.rows // spec.cols), -(-kt_n * gb_n * spec.rows // spec.cols)
+    # "blocks" (C >= R): one beat per record, on lanes 0..R-1 of the C lanes.
+    if layout.shape == "blocks":
+        ff_beats, bp_beats = rt_n * g, kt_n * gb_n
+    else:
+        ff_beats, bp_beats = -(-rt_n * g * spec.rows // spec.cols), -(-kt_n * gb_n * spec.rows // spec.cols)
     cost = GemmCost(launches=1, loop_order="rtl_kernel")
     # One core job over both passes (sim.cycles.prune_cycles of all groups, lane tiles padded to R
     # lanes as the ABI pads them; the core takes spg cycles per beat of C groups).
@@ -504,6 +508,8 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
     #   BP: eq: max(spg, WPR); wide: spg (one word, an R x R block, feeds q beats);
     #       tall: max(spg, live slots x WPR): the beat's q records come from the q row tiles
     #       gb*q .. gb*q+q-1; slots past W's last row tile are zero-filled (below).
+    #       blocks: max(spg, q): one word of each of q records (WPR = q), q one-word reads; a slot
+    #       past W's last column is not read but still takes its cycle.
     ff_feed = ff_beats * max(spg, wpr)
     # The first beat enters the core once its record's words are there (eq / tall: WPR cycles, the
     # core's formula counts 1): min(WPR, spg) - 1 more cycles where the core, not the feed, is the bound.
@@ -519,6 +525,10 @@ def _prune_call(spec: ArchSpec, rows: int, k: int, mem: MemoryModel, n: int, lay
         bp_feed = kt_n * ((gb_n - 1) * max(spg, q * wpr) + last_beat)
         bp_feed += max(spg, live_last * wpr + (q - live_last)) - last_beat
         bp_words = kt_n * rt_n * wpr                 # record (rt, kt div q) once per kt: W read q times
+    elif layout.shape == "blocks":                   # the rule's one place: sim.cycles.kernel_prune_beat_cycles
+        from sim.cycles import kernel_prune_beat_cycles
+        ff_feed, bp_feed = kernel_prune_beat_cycles(spec, rows, k, n)
+        bp_words = gb_n * g                          # one word per live (group of rows, record column)
     else:
         bp_feed = bp_beats * max(spg, wpr)
         bp_words = w_words                           # every record once, one command each

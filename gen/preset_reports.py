@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from . import sweep
+from .perf import step_cost
 from .spec import ArchSpec, SpecError, preset, spec_to_dict
 
 
@@ -49,7 +50,15 @@ def synth_record(spec, out: Path, tool: str = "yosys") -> dict:
 
 def preset_report(spec, rec: dict, *, network: str, batch: int, budget: float, sweep_point: str | None) -> dict:
     """docs/synth_<preset>.json: the synthesized kernel of ``spec`` and its modelled figures."""
-    model = sweep.model_point(spec_to_dict(spec), network, batch)
+    if spec.sparse:
+        model = sweep.model_point(spec_to_dict(spec), network, batch)
+        keys = ("modelled_step_ms", "modelled_dense_step_ms", "modelled_speedup", "modelled_effective_gops",
+                "modelled_bdwp_cycles", "multipliers")
+    else:                                    # the dense twin trains dense only
+        cost = step_cost(spec, network, bdwp=False, batch=batch)
+        model = {"modelled_dense_step_ms": 1e3 * cost.seconds(), "modelled_dense_cycles": cost.cycles,
+                 "multipliers": spec.macs_per_cycle, **sweep.buffer_estimate(spec)}
+        keys = ("modelled_dense_step_ms", "modelled_dense_cycles", "multipliers")
     point = {**{k: rec[k] for k in sweep.RESOURCES}, "synth_top": rec["synth_top"],
              "buffer_ramb18_estimate": model["buffer_ramb18_estimate"]}
     return {"arch": spec.name, "spec": spec_to_dict(spec), "part": spec.fpga_part,
@@ -59,8 +68,7 @@ def preset_report(spec, rec: dict, *, network: str, batch: int, budget: float, s
             "synth_key": rec["synth_key"], "synth_top": rec["synth_top"], "synth_target": rec["synth_target"],
             "synth_tool": rec["synth_tool"], "synth_seconds": rec["synth_seconds"],
             "what": sweep.SYNTH_WHAT[rec["synth_tool"]],
-            "modelled": {k: model[k] for k in ("modelled_step_ms", "modelled_dense_step_ms", "modelled_speedup",
-                                                "modelled_effective_gops", "modelled_bdwp_cycles", "multipliers")},
+            "modelled": {k: model[k] for k in keys},
             "modelled_what": f"gen/perf.py cycle model, {network} batch {batch} (not measured)",
             "sweep_point": sweep_point}
 

@@ -1,19 +1,20 @@
-"""Which BP-transpose shape the RTL kernel's PRUNE uses for a spec: the one Python statement of it.
+"""Which BP-transpose shape the RTL kernel's PRUNE uses for a spec, for Python (the model, the benches).
 
-The RTL kernel (docs/RTL.md "PRUNE") transposes W's grouped records (R rows x M positions, R = C)
-into the BP copy's beats by one of a few shapes, chosen from the spec by the template partial
-hls_templates/rtl/_sat_layout.j2 (``K_BPX``, ``K_BPQ``):
+The RTL kernel (docs/RTL.md "PRUNE") transposes W's grouped records (R rows x M positions) into the BP
+copy's beats by one of a few shapes, decided in ONE place: the template partial
+hls_templates/rtl/_sat_layout.j2 (``K_BPX``), read here through ``gen.render.rtl_prune_shape``:
 
-* ``"eq"``   M = R and a record is whole AXI words: BP beat = one record, transposed by wiring.
-* ``"wide"`` R = q x M and an R x R block of W is exactly one AXI word (and a word holds whole
+* ``"eq"``     R = C = M and a record is whole AXI words: BP beat = one record, transposed by wiring.
+* ``"wide"``   R = C = q x M and an R x R block of W is exactly one AXI word (and a word holds whole
   records): one word feeds q BP beats.
-* ``"tall"`` M = q x R and a record is whole AXI words: a BP beat gathers q records (one per row
-  tile), each record of W read q times in the BP pass.
+* ``"tall"``   R = C, M = q x R and a record is whole AXI words: a BP beat gathers q records (one per
+  row tile), each record of W read q times in the BP pass.
+* ``"blocks"`` C >= R = q x M and one M x M block of W is exactly one AXI word (a record is q words):
+  a BP beat gathers one word of each of q records (q one-word reads); rows != cols (sat_2x8_vu9p).
 
-Any other sparse spec (e.g. rows != cols) has a kernel that refuses PRUNE with status bad_mode; the
-dense baseline has no PRUNE. tests/test_prune_layout.py checks this function against the shape the
-rendered RTL states, for every preset and some custom specs, so the two cannot drift apart
-unnoticed. The performance model (gen/perf.py prune_call) takes the shape from here.
+Any other sparse spec has a kernel that refuses PRUNE with status bad_mode; the dense baseline has no
+PRUNE. tests/test_prune_layout.py checks the q and the refusals against the rendered RTL. The
+performance model (gen/perf.py prune_call) takes the shape from here.
 """
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ from .spec import ArchSpec
 
 __all__ = ["PruneShape", "prune_bp_shape", "prune_shape", "prune_refusal", "SHAPES"]
 
-SHAPES = ("eq", "wide", "tall")
+SHAPES = ("eq", "wide", "tall", "blocks")
 
 
 @dataclass(frozen=True)
 class PruneShape:
     """The RTL kernel's PRUNE layout of one spec.
 
-    shape: "eq", "wide" or "tall" (module docstring); q: R / M ("wide"), M / R ("tall"), 1 ("eq");
+    shape: "eq", "wide", "tall" or "blocks" (module docstring); q: R / M ("wide", "blocks"), M / R ("tall"),
+    1 ("eq");
     wpr: AXI words per grouped record of W (R x M values; hostpy.abi Records.words_per_record,
     1 when several records share a word).
     """
@@ -44,18 +46,12 @@ class PruneShape:
 
 def prune_bp_shape(spec: ArchSpec) -> tuple[str, int] | None:
     """(shape, q) of the RTL kernel's PRUNE BP transpose for ``spec``, or None where the kernel refuses PRUNE."""
-    if not spec.sparse or spec.rows != spec.cols:
+    from .render import rtl_prune_shape          # the template decides; import here: render imports the spec only
+    shape = rtl_prune_shape(spec) if spec.sparse else None
+    if shape is None:
         return None
-    r, m = spec.rows, spec.m
-    word = spec.axi_bits
-    rec = r * m * spec.mem_data_bits                  # one grouped record of W: R rows x M positions
-    if m == r and rec % word == 0:
-        return ("eq", 1)
-    if r > m and r % m == 0 and r * r * spec.mem_data_bits == word and word % rec == 0:
-        return ("wide", r // m)
-    if m > r and m % r == 0 and rec % word == 0:
-        return ("tall", m // r)
-    return None
+    q = {"eq": 1, "wide": spec.rows // spec.m, "blocks": spec.rows // spec.m, "tall": spec.m // spec.rows}[shape]
+    return (shape, q)
 
 
 def prune_refusal(spec: ArchSpec) -> str | None:
@@ -64,13 +60,10 @@ def prune_refusal(spec: ArchSpec) -> str | None:
         return f"architecture {spec.name!r} is the dense baseline: it has no PRUNE mode"
     if prune_bp_shape(spec) is not None:
         return None
-    if spec.rows != spec.cols:
-        why = f"rows = {spec.rows} != cols = {spec.cols}"
-    else:
-        why = (f"R = {spec.rows}, M = {spec.m}, {spec.mem_data_bits}-bit values on {spec.axi_bits}-bit words fit none "
-               f"of the BP transpose shapes {', '.join(SHAPES)}")
-    return (f"the RTL kernel of {spec.name!r} refuses PRUNE (status bad_mode): its PRUNE needs rows = cols and a BP "
-            f"transpose shape of docs/RTL.md \"PRUNE\" ({why})")
+    why = (f"R = {spec.rows}, C = {spec.cols}, M = {spec.m}, {spec.mem_data_bits}-bit values on {spec.axi_bits}-bit "
+           f"words fit none of the BP transpose shapes {', '.join(SHAPES)}")
+    return (f"the RTL kernel of {spec.name!r} refuses PRUNE (status bad_mode): its PRUNE needs one of the BP "
+            f"transpose shapes of docs/RTL.md \"PRUNE\" ({why})")
 
 
 def prune_shape(spec: ArchSpec) -> PruneShape | None:

@@ -118,6 +118,11 @@ def pointer_banks(spec: ArchSpec) -> dict[str, int]:
     return {a.name: memory_bank(spec, a.bundle) for a in kernel_args(spec) if a.kind == "ptr"}
 
 
+def _rtl_prune_shape(spec: ArchSpec) -> str | None:
+    from .render import rtl_prune_shape     # (render imports this module)
+    return rtl_prune_shape(spec) if spec.sparse else None
+
+
 def regmap(spec: ArchSpec) -> dict[str, Any]:
     """The machine-readable register map written to regmap.json."""
     offset = 0x10
@@ -163,6 +168,9 @@ def regmap(spec: ArchSpec) -> dict[str, Any]:
                # runtime N, every n below M (n = M is DENSE mode)
                "runtime_n": list(range(1, spec.m)) if spec.sparse else []},
         "limits": {"max_k": spec.max_k, "max_dim": spec.max_dim},
+        # The RTL kernel (IMPL=rtl) runs PRUNE only for the BP transpose shapes of
+        # hls_templates/rtl/_sat_layout.j2 (docs/RTL.md "PRUNE"); null: it refuses PRUNE with bad_mode.
+        "rtl_prune_shape": _rtl_prune_shape(spec),
         "status_bits": dict(STATUS_BITS),
         "abi": Abi(spec).describe(),
     }

@@ -22,7 +22,7 @@ from .atomic import write_tree
 from .regmap import kernel_args, regmap
 from .spec import ArchSpec, spec_to_json
 
-__all__ = ["TEMPLATE_DIR", "render_files", "generate", "GenerationError"]
+__all__ = ["TEMPLATE_DIR", "render_files", "generate", "GenerationError", "rtl_prune_shape"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "hls_templates"
 
@@ -43,6 +43,14 @@ def _environment() -> jinja2.Environment:
     env.filters["hex"] = lambda v, width=2: f"0x{int(v):0{int(width)}x}"
     env.filters["clog2"] = lambda v: max(1, (int(v) - 1).bit_length())
     return env
+
+
+def rtl_prune_shape(spec: ArchSpec) -> str | None:
+    """The RTL kernel's PRUNE shape for ``spec`` ("eq", "wide", "tall", "blocks"), or None where the
+    RTL kernel refuses PRUNE with bad_mode. Read from hls_templates/rtl/_sat_layout.j2 (K_BPX), the one
+    place that decides it (docs/RTL.md "PRUNE")."""
+    module = _environment().get_template("rtl/_sat_layout.j2").make_module({"spec": spec})
+    return module.K_BPX
 
 
 def _templates_for(spec: ArchSpec) -> list[tuple[str, str]]:

@@ -22,13 +22,20 @@ per cycle; each beat leaves PRUNE_STAGES cycles after it entered:
 At runtime n every group leaves as spg records of N slots, one per cycle (the input waits), so
 
     prune_cycles = ceil(groups / C) * spg + PRUNE_STAGES
+
+The RTL kernel's PRUNE on the "blocks" shape (C >= R = q x M, one M x M block of W per AXI word;
+docs/RTL.md "PRUNE"): every core beat is collected in a block register of q slots, one slot per
+cycle (a zero slot past W's last record column, not read, takes its cycle too), so a beat takes
+max(spg, q) cycles: FF rt_n x G beats, BP kt_n x gb_n beats (`kernel_prune_beat_cycles`); the kernel
+adds a fixed overhead measured in docs/RTL.md.
 """
 from __future__ import annotations
 
 from gen.spec import ArchSpec
 from hostpy.abi import Abi
 
-__all__ = ["subrecords", "beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beats", "prune_cycles", "PRUNE_STAGES"]
+__all__ = ["subrecords", "beats_per_tile", "result_beats_per_tile", "core_cycles", "prune_beats", "prune_cycles", "PRUNE_STAGES",
+           "kernel_prune_beat_cycles"]
 
 # Pipeline stages of sat_prune (magnitudes, ranks, compaction): an RTL structure, not a spec field.
 PRUNE_STAGES = 3
@@ -85,3 +92,19 @@ def prune_cycles(spec: ArchSpec, groups: int, n: int | None = None) -> int:
     """Cycles from the first input beat to the last m_axis_p beat of a PRUNE job over ``groups`` groups
     keeping ``n`` per group (None: the spec's n): spg output beats per input beat."""
     return prune_beats(spec, groups) * subrecords(spec, "PRUNE", n) + PRUNE_STAGES
+
+
+def kernel_prune_beat_cycles(spec: ArchSpec, rows: int, k: int, n: int | None = None) -> tuple[int, int]:
+    """(FF, BP) cycles of the RTL kernel's PRUNE of W[rows, k] at runtime ``n`` on the "blocks" shape
+    (hls_templates/rtl/_sat_layout.j2 K_BPX), without stalls and without the fixed per-job overhead:
+    FF rt_n x G beats and BP kt_n x gb_n beats, each max(spg, q) cycles (q slots of the block register)."""
+    from gen.render import rtl_prune_shape
+    if rtl_prune_shape(spec) != "blocks":
+        raise ValueError(f"{spec.name}: the RTL kernel's PRUNE shape is {rtl_prune_shape(spec)!r}, not 'blocks'")
+    if rows < 1 or k < 1:
+        raise ValueError(f"PRUNE needs rows, k >= 1, got {rows} x {k}")
+    spg = subrecords(spec, "PRUNE", n)
+    q = spec.rows // spec.m
+    g = -(-k // spec.m)
+    rt_n, kt_n, gb_n = -(-rows // spec.rows), -(-k // spec.rows), -(-rows // spec.m)
+    return rt_n * g * max(spg, q), kt_n * gb_n * max(spg, q)

@@ -508,10 +508,9 @@ PRUNE_OUTPUTS = ["ff_val", "ff_idx", "bp_val", "bp_idx"]
 
 
 def rtl_prune(spec) -> bool:
-    """Whether the RTL kernel runs PRUNE for this spec: gen.prune_layout.prune_bp_shape (the one Python
-    statement of hls_templates/rtl/_sat_layout.j2 K_BPX; tests/test_prune_layout.py checks it against
-    the rendered RTL); other sparse specs refuse PRUNE with bad_mode. test_prune / test_bad_registers
-    check both sides."""
+    """Whether the RTL kernel runs PRUNE for this spec: gen.prune_layout.prune_bp_shape (which reads
+    hls_templates/rtl/_sat_layout.j2 K_BPX, the one place that decides it); other sparse specs refuse
+    PRUNE with bad_mode. test_prune / test_bad_registers check both sides."""
     from gen.prune_layout import prune_bp_shape
     return prune_bp_shape(spec) is not None
 

@@ -1,9 +1,8 @@
-"""gen.prune_layout (the one Python statement of which BP-transpose shape the RTL kernel's PRUNE uses)
-against the RTL itself: the shape the rendered sequencer states, and the q of the template partial.
+"""gen.prune_layout (Python's view of which BP-transpose shape the RTL kernel's PRUNE uses, read from
+hls_templates/rtl/_sat_layout.j2) against the rendered RTL: the shape the sequencer states, whether it
+runs PRUNE at all, and q against the partial's K_BPQ (gen.prune_layout derives q per shape itself).
 
-Every preset and a few custom specs (one per shape, refused ones, R != C): if a template changes the
-classification (e.g. a new shape in hls_templates/rtl/_sat_layout.j2), this test names the spec whose
-Python classification no longer matches, so gen.prune_layout.prune_bp_shape is updated with it.
+Every preset and a few custom specs (one per shape, refused ones, R != C).
 """
 from __future__ import annotations
 
@@ -23,9 +22,10 @@ CUSTOM = {
     "cu_wide_4x4_m2_axi128": dict(rows=4, cols=4, n=1, m=2, axi_bits=128),
     "cu_tall_8x8_m16_int16": dict(rows=8, cols=8, n=2, m=16, data_bits=16, acc_bits=48),
     "cu_tall_4x4_m16_axi128": dict(rows=4, cols=4, n=2, m=16, axi_bits=128),
-    "cu_refused_8x16": dict(rows=8, cols=16, n=2, m=8),
+    "cu_blocks_8x16_q1": dict(rows=8, cols=16, n=2, m=8),        # C > R, an 8 x 8 block is one word: q = 1
+    "cu_blocks_16x16_m8": dict(rows=16, cols=16, n=2, m=8),      # rows = cols, a 16 x 16 block is four words
+    "cu_refused_16x8": dict(rows=16, cols=8, n=2, m=8),          # C < R: a record's R groups do not fit C lanes
     "cu_refused_4x4_m8": dict(rows=4, cols=4, n=2, m=8),          # a 4 x 8 record is half a 512-bit word
-    "cu_refused_16x16_m8": dict(rows=16, cols=16, n=2, m=8),      # a 16 x 16 block is four words
 }
 
 
@@ -66,19 +66,20 @@ def test_every_shape_is_covered():
 
 
 def test_prune_on_a_refusing_kernel_is_a_clear_model_error():
-    vu9p = preset("sat_2x8_vu9p")
-    for f in (lambda: prune_call(vu9p, 64, 64), lambda: prune_cost(vu9p, 64, 64),
-              lambda: prune_call(vu9p, 64, 64, MemoryModel(), n=3)):
-        with pytest.raises(PerfError, match=r"refuses PRUNE \(status bad_mode\).*rows = 32 != cols = 64"):
+    refused = _spec("cu_refused_16x8")
+    for f in (lambda: prune_call(refused, 64, 64), lambda: prune_cost(refused, 64, 64),
+              lambda: prune_call(refused, 64, 64, MemoryModel(), n=3)):
+        with pytest.raises(PerfError, match=r"refuses PRUNE \(status bad_mode\).*R = 16, C = 8"):
             f()
     with pytest.raises(PerfError, match="fit none of the BP transpose shapes"):
         prune_call(_spec("cu_refused_4x4_m8"), 8, 64)
     with pytest.raises(PerfError, match="dense baseline"):
         prune_call(preset("dense"), 8, 64)
     # A network step on such a kernel still has a figure, marked as an estimate; a kernel that runs
-    # PRUNE has none.
-    est = step_cost(vu9p, "resnet18_cifar", bdwp=True, batch=1)
+    # PRUNE (sat_2x8, and sat_2x8_vu9p since the "blocks" shape) has none.
+    est = step_cost(refused, "resnet18_cifar", bdwp=True, batch=1)
     assert est.prune_estimate and "refuses PRUNE" in est.prune_estimate and "estimated" in est.prune_estimate
     assert sum(layer.prune.cycles for layer in est.layers) > 0
-    assert step_cost(preset("sat_2x8"), "resnet18_cifar", bdwp=True, batch=1).prune_estimate is None
-    assert step_cost(vu9p, "resnet18_cifar", bdwp=False, batch=1).prune_estimate is None
+    for name in ("sat_2x8", "sat_2x8_vu9p"):
+        assert step_cost(preset(name), "resnet18_cifar", bdwp=True, batch=1).prune_estimate is None
+    assert step_cost(refused, "resnet18_cifar", bdwp=False, batch=1).prune_estimate is None

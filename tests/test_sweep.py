@@ -163,7 +163,9 @@ def test_preset_reports_write_both_kernels(swept, tmp_path):
     rs = json.loads((tmp_path / "docs" / "synth_pair_sparse.json").read_text())
     rd = json.loads((tmp_path / "docs" / "synth_pair_dense.json").read_text())
     assert rs["spec"] == spec_to_dict(s) and rs["synth_key"] == synth_key(s, "yosys") and rs["synth_top"] == "sat_kernel"
-    assert rd["synth_key"] == synth_key(d, "yosys") and rd["dsp"] == rs["dsp"] and rd["lut"] < rs["lut"]
+    assert rd["synth_key"] == synth_key(d, "yosys") and rd["lut"] < rs["lut"]
+    macs = s.rows * s.cols * s.n                 # same multipliers; the kernels' sequencers add a few size products
+    assert 0 < rd["dsp"] - macs <= rs["dsp"] - macs <= 16
     direct = synth.synth_targets(d, ["kernel"], tmp_path / "direct", log=lambda *_: None)["kernel"]
     assert {k: direct[k] for k in sweep.RESOURCES} == {k: rd[k] for k in sweep.RESOURCES}
     assert rs["fits_budget"] is True and rs["sweep_point"] == full["best_within_budget"]

@@ -47,7 +47,9 @@ def test_committed_synth_report_is_this_preset_and_within_budget():
     assert sum(n for t, n in rep["cells"].items() if t.startswith("LUT")) <= rep["lut"]
     dense = json.loads((DOCS / "synth_dense_vu9p.json").read_text())
     assert dense["arch"] == "dense_vu9p" and dense["synth_key"] == synth_key(preset("dense_vu9p"), "yosys")
-    assert dense["dsp"] == rep["dsp"] and dense["lut"] < rep["lut"]       # same multipliers, no index muxes
+    # same multipliers, no index muxes; the sparse kernel's sequencer has more size products (PRUNE)
+    assert 0 < dense["dsp"] - spec.rows * spec.cols * spec.n <= rep["dsp"] - spec.rows * spec.cols * spec.n
+    assert dense["lut"] < rep["lut"]
     sweep = json.loads((DOCS / "sweep_vu9p.json").read_text())
     best = next(p for p in sweep["points"] if p["name"] == sweep["best_within_budget"])
     assert {k: v for k, v in best["spec"].items() if k != "name"} == \
