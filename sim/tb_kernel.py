@@ -130,8 +130,13 @@ class DdrRead(AxiRamRead):
 
 
 class DdrWrite(AxiRamWrite):
+    """AXI write side: B follows a burst's last W beat after ``write_latency`` cycles. A reset drops the B
+    responses still pending (AXI: after reset a slave answers only bursts handshaken after it; a B for a
+    burst from before the reset would be a response without its AW/W handshake, A3.3.1)."""
+
     def __init__(self, bus, clock, reset, mem, owner: "Ddr"):
         self.owner = owner
+        self._epoch = 0                    # resets seen: a B scheduled before the latest reset is dropped
         super().__init__(bus, clock, reset, reset_active_level=False, mem=mem)
         recv = self.aw_channel.recv
 
@@ -142,13 +147,19 @@ class DdrWrite(AxiRamWrite):
         self.aw_channel.recv = checked_recv
         send = self.b_channel.send
 
-        async def delayed(b):
+        async def delayed(b, epoch):
             await ClockCycles(clock, owner.model.write_latency)
-            await send(b)
+            if epoch == self._epoch:        # no reset since the burst's last W beat
+                await send(b)
 
         async def send_later(b):            # B follows the burst's last W beat after write_latency cycles;
-            cocotb.start_soon(delayed(b))   # the next burst is not held up (equal delays keep B in order)
+            cocotb.start_soon(delayed(b, self._epoch))   # the next burst is not held up (equal delays keep B in order)
         self.b_channel.send = send_later
+
+    def _handle_reset(self, state):
+        super()._handle_reset(state)
+        if state:
+            self._epoch += 1
 
     async def _write(self, address, data):
         self.owner.check_write(address, len(data))
@@ -283,7 +294,36 @@ class KernelTB:
         done = self.dut.u_ctrl.done_q
         if int(done.value) == 0:
             await First(RisingEdge(done), Timer(limit_cycles * CLOCK_NS, unit="ns"))
-            assert int(done.value) == 1, f"the kernel did not end the job within {limit_cycles} cycles"
+            assert int(done.value) == 1, (f"the kernel did not end the job within {limit_cycles} cycles; "
+                                          f"state: {self.hang_state()}")
+
+    def hang_state(self) -> str:
+        """The sequencer's end-of-job conditions and every DMA's counters (what a hung job waits for)."""
+        out = []
+        for path in ("u_seq.state", "u_seq.core_fin", "u_seq.a_left", "u_seq.i_left", "u_seq.b_busy", "u_seq.c_busy",
+                     "u_seq.a_bp_busy", "u_seq.f_left", "u_seq.p_left", "u_core.busy", "beat_v", "skid_v", "in_beats",
+                     "out_beats", "p_valid", "ps_v"):
+            obj = self.dut
+            try:
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+                out.append(f"{path}={int(obj.value)}")
+            except (AttributeError, ValueError):
+                pass
+        for a in self.regmap["args"]:
+            if a["kind"] != "ptr":
+                continue
+            for side, regs in (("rd", ("left", "reserved")), ("wr", ("left", "bursts_out", "unclaimed", "lenq_n"))):
+                inst = getattr(self.dut, f"u_{side}_{a['name']}", None)
+                if inst is not None:
+                    vals = []
+                    for r in regs:
+                        try:
+                            vals.append(f"{r}={int(getattr(inst, r).value)}")
+                        except (AttributeError, ValueError):
+                            pass
+                    out.append(f"{side}_{a['name']}({', '.join(vals)})")
+        return "; ".join(out)
 
     async def auto_restart(self, restarts: int, limit_cycles: int, what: str) -> None:
         """ap_start with auto_restart (bit 7): the kernel must start again by itself after every job until the
@@ -721,26 +761,45 @@ async def test_bad_registers(dut):
 
 @cocotb.test()
 async def test_reset_mid_job(dut):
-    """ap_rst_n low in the middle of a job returns the kernel to idle; the next jobs are bit-exact."""
+    """ap_rst_n low in the middle of a job (every mode the kernel runs, PRUNE included, at fixed and random
+    points) returns the kernel to idle with every control register at its reset value (the HLS kernel's:
+    all zero but ap_idle); the next jobs (the same mode, and after PRUNE a GEMM) are bit-exact."""
     tb = KernelTB(dut, "test_reset_mid_job")
     await tb.reset()
     s = tb.spec
-    for mode in _modes(tb):
-        for when in (30, 150, 400):
+    modes = _modes(tb) + (["PRUNE"] if rtl_prune(s) else [])
+    for mode in modes:
+        for when in (30, 150, 400, int(tb.rng.integers(1, 300))):
             job = tb.random_job(mode, 3 * s.rows, 20 * s.m, 2 * s.cols)
-            sizes = tb.abi.call_bytes(job.mode, job.rows, job.k, job.cols)
+            sizes = tb.abi.call_bytes(job.mode, job.rows, job.k, job.cols, job.n_reg(s))
             addrs = tb.place(sizes)
             for name, data in tb.operands(job).items():
                 tb._bundle(name).write(addrs[name], data.tobytes())
             for d in tb.ddr.values():
                 d.allowed = [(addrs[n], addrs[n] + sizes[n]) for n in sizes if tb.args[n]["bundle"] == d.bundle]
             await tb.program(tb.regmap["modes"][mode], job.rows, job.k, job.cols, s.n, addrs)
+            await tb.ctrl.write_dword(tb.regmap["gie"]["offset"], 1)      # non-zero before the reset
+            await tb.ctrl.write_dword(tb.regmap["ier"]["offset"], 3)
             await tb.start()
             await ClockCycles(dut.ap_clk, when)
             await tb.reset(cycles=3)
+            what = f"{mode} reset at {when}"
             ctrl = await tb.read_reg(tb.ctrl_off)
-            assert ctrl >> tb.bits["ap_idle"] & 1 and not ctrl & 1, f"after reset: 0x{ctrl:x}"
+            assert ctrl == 1 << tb.bits["ap_idle"], f"{what}: control 0x{ctrl:x} after reset (want ap_idle only)"
+            for reg in ("gie", "ier", "isr"):
+                v = await tb.read_reg(tb.regmap[reg]["offset"])
+                assert v == 0, f"{what}: {reg} 0x{v:x} after reset"
+            for a in tb.regmap["args"]:
+                offs = [a["offset"]] + ([a["offset"] + 4] if a["width"] == 64 else []) + \
+                    ([a["vld_offset"]] if a["kind"] == "scalar_out" else [])
+                for off in offs:
+                    v = await tb.read_reg(off)
+                    assert v == 0, f"{what}: {a['name']} (0x{off:x}) reads 0x{v:x} after reset"
+            assert int(dut.interrupt.value) == 0, f"{what}: interrupt after reset"
             await run_timed(tb, tb.random_job(mode, s.rows + 1, 3 * s.m + 2, s.cols + 1), f"{mode} after reset at {when}")
+            if mode == "PRUNE":
+                gemm = modes[when % len(_modes(tb))]
+                await run_timed(tb, tb.random_job(gemm, s.rows + 2, 2 * s.m + 1, s.cols), f"{gemm} after PRUNE reset at {when}")
 
 
 @cocotb.test()
