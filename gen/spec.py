@@ -297,8 +297,8 @@ PRESETS: dict[str, ArchSpec] = {
                                clock_mhz=200.0, board="kv260", wbuf_depth=256, abuf_depth=256),
     "dense": make_spec(name="dense", n=2, m=8, sparse=False),
     # Chosen by `make sweep` (docs/SWEEP.md): the fastest 2:8 point (modelled ResNet-18 step, the
-    # model of the kernel with its B reuse buffer) within 70 % of the xcvu9p by the core's synthesis
-    # and the buffer estimate; the whole kernel's synthesis at this size is still to be committed.
+    # model of the kernel with its B reuse buffer) whose Yosys-synthesized RTL kernel stays within 70 %
+    # of the xcvu9p (`make vu9p-reports`: docs/synth_*_vu9p.json, checked by tests/test_vu9p.py).
     "sat_2x8_vu9p": make_spec(name="sat_2x8_vu9p", n=2, m=8, rows=32, cols=64, wbuf_depth=2048, abuf_depth=2048),
     "dense_vu9p": make_spec(name="dense_vu9p", n=2, m=8, sparse=False, rows=32, cols=64, wbuf_depth=2048,
                             abuf_depth=2048),
