@@ -20,6 +20,18 @@ def arch_dir(tmp_path_factory, name: str) -> Path:
     return out
 
 
+def generated_spec(spec) -> Path:
+    """Generate ``spec`` into build/rtl_tests/<name> (locked: xdist workers and test files share it)."""
+    import fcntl
+    from gen.render import generate
+    out = Path(__file__).resolve().parent.parent / "build" / "rtl_tests" / spec.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{spec.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        generate(spec, out, log=lambda *_: None)
+    return out
+
+
 def csim_available() -> bool:
     return importlib.util.find_spec("gen.csim") is not None
 

@@ -11,19 +11,17 @@ reused, once per row tile when streamed).
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from gen.render import generate, render_files
+from gen.render import render_files
 from gen.spec import make_spec, preset, spec_to_dict
+from test_hostpy_helpers import generated_spec
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL_DEPTH = 4
 
 
@@ -31,13 +29,7 @@ def small_spec(arch: str = "sat_2x8", depth: int = SMALL_DEPTH):
     return make_spec(**{**spec_to_dict(preset(arch)), "name": f"{arch}_abuf{depth}", "abuf_depth": depth})
 
 
-def generated(spec) -> Path:
-    out = REPO / "build" / "rtl_tests" / spec.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{spec.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        generate(spec, out, log=lambda *_: None)
-    return out
+generated = generated_spec
 
 
 def _verilator() -> str:

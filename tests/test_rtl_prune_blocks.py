@@ -10,7 +10,6 @@ hostpy.golden.prune's two copies packed by hostpy.abi; sat_2x8_vu9p itself runs 
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ from hostpy import golden, nm
 from hostpy.device import KernelCall
 from gen.perf import prune_call
 from sim.cycles import kernel_prune_beat_cycles
+from test_hostpy_helpers import generated_spec
 
 SPEC = make_spec(**{**spec_to_dict(preset("sat_2x8")), "name": "prune_blocks_8x12", "rows": 8, "cols": 12,
                     "n": 1, "m": 4, "axi_bits": 128, "max_k": 2048, "max_dim": 1024})
@@ -146,13 +146,7 @@ HEAVY = pytest.mark.skipif(os.environ.get("SATGEN_PRUNE_BLOCKS_SIM", "") != "1",
                            reason="one more sat_kernel build (cocotb) and sat_2x8_vu9p's long one: make sim-prune-blocks")
 
 
-def _generated(spec) -> Path:
-    out = REPO / "build" / "rtl_tests" / spec.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{spec.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        generate(spec, out, log=lambda *_: None)
-    return out
+_generated = generated_spec
 
 
 @HEAVY
