@@ -98,13 +98,13 @@ def kernel_prune_beat_cycles(spec: ArchSpec, rows: int, k: int, n: int | None = 
     """(FF, BP) cycles of the RTL kernel's PRUNE of W[rows, k] at runtime ``n`` on the "blocks" shape
     (hls_templates/rtl/_sat_layout.j2 K_BPX), without stalls and without the fixed per-job overhead:
     FF rt_n x G beats and BP kt_n x gb_n beats, each max(spg, q) cycles (q slots of the block register)."""
-    from gen.render import rtl_prune_shape
-    if rtl_prune_shape(spec) != "blocks":
-        raise ValueError(f"{spec.name}: the RTL kernel's PRUNE shape is {rtl_prune_shape(spec)!r}, not 'blocks'")
+    from gen.prune_layout import prune_bp_shape      # the shape and its q, read from the template
+    shape, q = prune_bp_shape(spec) or (None, 0)
+    if shape != "blocks":
+        raise ValueError(f"{spec.name}: the RTL kernel's PRUNE shape is {shape!r}, not 'blocks'")
     if rows < 1 or k < 1:
         raise ValueError(f"PRUNE needs rows, k >= 1, got {rows} x {k}")
     spg = subrecords(spec, "PRUNE", n)
-    q = spec.rows // spec.m
     g = -(-k // spec.m)
     rt_n, kt_n, gb_n = -(-rows // spec.rows), -(-k // spec.rows), -(-rows // spec.m)
     return rt_n * g * max(spg, q), kt_n * gb_n * max(spg, q)
