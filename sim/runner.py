@@ -83,10 +83,10 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _build_key(sources: list[Path], toplevel: str, waves: bool) -> str:
+def _build_key(sources: list[Path], toplevel: str, waves: bool, parameters: dict[str, int]) -> str:
     h = hashlib.sha256()
     trace = ("fst" if fst_supported() else "vcd") if waves else "none"
-    for item in (toplevel, repr(BUILD_ARGS), trace, verilator_version()):
+    for item in (toplevel, repr(BUILD_ARGS), trace, verilator_version(), repr(sorted(parameters.items()))):
         h.update(item.encode() + b"\0")
     for f in sources:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
@@ -94,17 +94,19 @@ def _build_key(sources: list[Path], toplevel: str, waves: bool) -> str:
 
 
 def build(out_dir: str | Path, toplevel: str, *, waves: bool | None = None,
-          sources: list[Path] | None = None) -> Path:
+          sources: list[Path] | None = None, parameters: dict[str, int] | None = None) -> Path:
     """Verilator build of ``toplevel`` (cached); returns the build directory.
 
-    ``sources`` defaults to ``out_dir``'s generated RTL (rtl/filelist.f).
+    ``sources`` defaults to ``out_dir``'s generated RTL (rtl/filelist.f); ``parameters`` override the
+    top module's parameters (a unit bench of a parameterized module, e.g. a small sat_fifo).
     """
     from cocotb_tools.runner import get_runner
 
     waves = waves_requested() if waves is None else waves
     out_dir = Path(out_dir).resolve()
     sources = rtl_sources(out_dir) if sources is None else [Path(p) for p in sources]
-    key = _build_key(sources, toplevel, waves)
+    parameters = dict(parameters or {})
+    key = _build_key(sources, toplevel, waves, parameters)
     bdir = out_dir / "work" / "sim_build" / f"{toplevel}-{key}"
     with _locked(bdir.with_name(bdir.name + ".lock")):
         if (bdir / BUILD_STAMP).is_file():
@@ -125,6 +127,7 @@ def build(out_dir: str | Path, toplevel: str, *, waves: bool | None = None,
                 print("sim.runner: lz4.h not found (apt-get install liblz4-dev): waveforms are VCD (dump.vcd), not FST")
         try:
             runner.build(sources=copies, hdl_toplevel=toplevel, build_dir=bdir, always=True, waves=waves,
+                         parameters=parameters,
                          build_args=BUILD_ARGS + trace, log_file=log)
         except (SystemExit, subprocess.CalledProcessError) as e:
             tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
@@ -135,7 +138,7 @@ def build(out_dir: str | Path, toplevel: str, *, waves: bool | None = None,
 
 def run_tests(out_dir: str | Path, toplevel: str, test_module: str, *, testcase: str | list[str] | None = None,
               extra_env: dict[str, str] | None = None, seed: int | None = None, waves: bool | None = None,
-              sources: list[Path] | None = None) -> Path:
+              sources: list[Path] | None = None, parameters: dict[str, int] | None = None) -> Path:
     """Run cocotb ``test_module`` against ``toplevel``; raises SimError unless every test passed.
 
     The testbench finds the architecture through ``SATGEN_OUT`` (the generated output directory).
@@ -145,7 +148,7 @@ def run_tests(out_dir: str | Path, toplevel: str, test_module: str, *, testcase:
 
     waves = waves_requested() if waves is None else waves
     out_dir = Path(out_dir).resolve()
-    bdir = build(out_dir, toplevel, waves=waves, sources=sources)
+    bdir = build(out_dir, toplevel, waves=waves, sources=sources, parameters=parameters)
     (out_dir / "work" / "sim_run").mkdir(parents=True, exist_ok=True)
     rdir = Path(tempfile.mkdtemp(prefix=f"{bdir.name}-", dir=out_dir / "work" / "sim_run"))
     results = rdir / "results.xml"
