@@ -6,7 +6,6 @@ Builds are cached per RTL text under build/rtl_tests/<arch>/work/sim_build/ acro
 """
 from __future__ import annotations
 
-import fcntl
 import re
 import shutil
 import subprocess
@@ -14,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gen.render import generate, render_files
+from gen.render import render_files
 from gen.spec import make_spec, preset, spec_to_dict
 from sim.cycles import PRUNE_STAGES, beats_per_tile, core_cycles, prune_beats, prune_cycles
+from test_hostpy_helpers import generated_spec
 
-REPO = Path(__file__).resolve().parent.parent
 CI_PRESETS = ["sat_2x8", "sat_2x4", "sat_1x16", "dense"]
 LINT_PRESETS = CI_PRESETS + ["sat_1x4", "sat_4x8", "sat_2x8_int16", "sat_2x8_kv260"]
 # Module testbenches per CI preset: one Verilator build each (~10 s CPU). sat_2x4 and sat_1x16 run
@@ -45,12 +44,7 @@ def _verilator() -> str:
 
 def generated(arch: str) -> Path:
     """build/rtl_tests/<arch>, generated once (locked: xdist workers share it)."""
-    out = REPO / "build" / "rtl_tests" / arch
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{arch}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        generate(preset(arch), out, log=lambda *_: None)
-    return out
+    return generated_spec(preset(arch))
 
 
 def _rtl_files(files: dict[str, bytes]) -> list[str]:
