@@ -35,8 +35,8 @@ from .golden import wrap
 from .abi import Abi, GroupedOperand
 from .nm import NMCompressed, compress, decompress, is_nm
 
-__all__ = ["Accelerator", "PrunedWeight", "PrunedCopies", "open_accelerator", "prune_tiles", "prune_reuse",
-           "sparse_tiles"]
+__all__ = ["Accelerator", "PrunedWeight", "PrunedCopies", "open_accelerator", "default_tile", "prune_tiles",
+           "prune_reuse", "sparse_tiles"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,11 @@ def _spans(length: int, block: int) -> list[tuple[int, int]]:
     return [(i, min(length, i + block)) for i in range(0, length, block)]
 
 
+def default_tile(spec: ArchSpec) -> tuple[int, int, int]:
+    """The host tile (rows, k, cols) of an Accelerator opened without ``tile``: the kernel's per-call limits."""
+    return (spec.max_dim, spec.max_k, spec.max_dim)
+
+
 def sparse_tiles(spec: ArchSpec, tile: tuple[int, int, int]) -> tuple[int, int]:
     """(lane block, reduction block) of the SPARSE calls of :meth:`Accelerator.gemm_sparse` at host ``tile``."""
     return tile[0], _round_down(tile[1], spec.m)
@@ -125,7 +130,7 @@ class Accelerator:
         self.device = device
         self.arch: Arch = device.arch
         s = self.spec
-        limits = (s.max_dim, s.max_k, s.max_dim)
+        limits = default_tile(s)
         tile = limits if tile is None else tuple(int(t) for t in tile)
         if len(tile) != 3 or any(t < 1 or t > lim for t, lim in zip(tile, limits)):
             raise ShapeError(f"tile must be (rows, k, cols) with 1 <= each <= the kernel limits {limits}, got {tile}")
