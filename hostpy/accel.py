@@ -17,6 +17,11 @@ over its on-chip buffers internally). Larger problems, or smaller host tiles cho
 a (row, col, k) grid. k tiles are multiples of M so N:M groups never straddle two calls, and the
 partial sums of a k split are added and wrapped at ``acc_bits`` exactly as the accumulator would
 (wrapping is a ring homomorphism), so the result equals the single-call result bit for bit.
+
+PRUNE's output is already the SPARSE A layout: a PrunedWeight from :meth:`Accelerator.prune` keeps
+the kernel's packed blocks, and ``ff``/``bp`` pass a block unchanged as the A of every call that
+covers exactly that block (PRUNE's tiling, :func:`prune_tiles`, follows those calls), packing A
+from the arrays only for the others (docs/HOSTPY.md "PRUNE's copies feed the sparse GEMMs").
 """
 from __future__ import annotations
 
