@@ -17,8 +17,11 @@ between host work, transfers and the kernel: the host code runs them one after t
   several launches whose int64 partial sums the host adds and wraps, as hostpy.accel does),
   ``abi_pack`` (memory ABI v2, ``hostpy.abi.Abi``, as hostpy.accel lays out every call: A packed
   grouped (DENSE) or compressed (SPARSE), B grouped, the result unpacked; under BDWP each
-  layer's PRUNE packs the dense W and unpacks both compressed copies. Timed on whole operands:
-  the per-launch slicing of calls beyond the kernel's limits is not counted).
+  layer's PRUNE packs the dense W and unpacks both compressed copies (``hostpy.train`` reads
+  both as masks every step), and a SPARSE call whose A is one of PRUNE's output blocks
+  (``hostpy.accel.prune_reuse`` at the default tiles) takes those bytes as they stand: no A
+  packing. Timed on whole operands: the per-launch slicing of calls beyond the kernel's limits
+  is not counted).
   Each distinct shape is timed once per run (best of 2-3 calls: the steady state) and
   multiplied by how often the step uses it. The figure is the process's CPU time
   (``time.process_time``: these NumPy host functions are single-threaded, so on an idle machine it
@@ -45,6 +48,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from hostpy.accel import default_tile, prune_reuse
 
 from .perf import step_cost
 from .spec import ArchSpec, SpecError, preset
@@ -144,15 +149,20 @@ class HostTimer:
         return self._time(("partial_sums", rows, cols, splits, acc_bits), setup, run)
 
 
-    def abi_gemm(self, spec: ArchSpec, rows: int, k: int, cols: int, sparse: bool) -> float:
+    def abi_gemm(self, spec: ArchSpec, rows: int, k: int, cols: int, sparse: bool, a_from_prune: bool = False) -> float:
         """One GEMM call's ABI v2 work in hostpy.accel: A packed (grouped, or compressed at the spec's
-        n), B[k][cols] packed grouped as its columns, the result tile set unpacked."""
+        n), B[k][cols] packed grouped as its columns, the result tile set unpacked. ``a_from_prune``
+        (SPARSE only): A is PRUNE's own output, passed as it stands (hostpy.accel.prune_reuse), not packed."""
         from hostpy.abi import Abi
+        if a_from_prune and not sparse:
+            raise ValueError("a_from_prune: only a SPARSE call's A comes from PRUNE")
         abi, g = Abi(spec), -(-k // spec.m)
 
         def setup():
             b = self.rng.integers(-100, 100, (k, cols)).astype(abi.data_dtype)
             res = np.zeros(abi.result_bytes(rows, cols), np.uint8)
+            if a_from_prune:
+                return b, res
             if sparse:
                 vals = self.rng.integers(-100, 100, (rows, g, spec.n)).astype(abi.data_dtype)
                 idx = np.sort(self.rng.integers(0, spec.m, (rows, g, spec.n)), axis=2).astype(np.uint8)
@@ -161,14 +171,16 @@ class HostTimer:
 
         def run(*args):
             *a, b, res = args
-            if sparse:
+            if a_from_prune:
+                pass
+            elif sparse:
                 abi.pack_compressed(a[0], a[1], spec.rows)
             else:
                 abi.pack_grouped(a[0], spec.rows)
             abi.pack_grouped(b.T, spec.cols)
             abi.unpack_result(res, rows, cols)
         return self._time(("abi_gemm", spec.rows, spec.cols, spec.m, spec.n, spec.data_bits, spec.axi_bits,
-                           rows, k, cols, sparse), setup, run)
+                           rows, k, cols, sparse, a_from_prune), setup, run)
 
     def abi_prune(self, spec: ArchSpec, rows: int, k: int) -> float:
         """One PRUNE call's ABI v2 work in hostpy.accel: the dense W packed grouped, both compressed
@@ -237,8 +249,11 @@ def _layer_host(spec: ArchSpec, layer: Layer, batch: int, bdwp: bool, timer: Hos
     if sparse_layer:
         parts["optimizer"] += cnt * timer.bdwp_masks_decay(cout, red, spec.n, spec.m)
         parts["abi_pack"] += cnt * timer.abi_prune(spec, cout, red)      # PRUNE: both copies from the dense W
+    # FF/BP SPARSE calls whose blocks are PRUNE's take its output bytes as A (hostpy.accel, default tiles).
+    kept = prune_reuse(spec, default_tile(spec), cout, red) if sparse_layer else {}
     for g in gemms:
-        parts["abi_pack"] += g.count * timer.abi_gemm(spec, g.rows, g.k, g.cols, g.sparse)
+        from_prune = g.sparse and kept.get(g.pass_.lower(), False)
+        parts["abi_pack"] += g.count * timer.abi_gemm(spec, g.rows, g.k, g.cols, g.sparse, a_from_prune=from_prune)
     return {**parts, "pcie_bytes": xfer}
 
 

@@ -17,13 +17,20 @@ over its on-chip buffers internally). Larger problems, or smaller host tiles cho
 a (row, col, k) grid. k tiles are multiples of M so N:M groups never straddle two calls, and the
 partial sums of a k split are added and wrapped at ``acc_bits`` exactly as the accumulator would
 (wrapping is a ring homomorphism), so the result equals the single-call result bit for bit.
+
+PRUNE's output is already the SPARSE A layout: a PrunedWeight from :meth:`Accelerator.prune` keeps
+the kernel's packed blocks, and ``ff``/``bp`` pass a block unchanged as the A of every call that
+covers exactly that block (PRUNE's tiling, :func:`prune_tiles`, follows those calls), packing A
+from the arrays only for the others (docs/HOSTPY.md "PRUNE's copies feed the sparse GEMMs").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from gen.spec import ArchSpec
 
 from .archdir import Arch, load_arch
 from .device import Device, KernelCall
@@ -33,15 +40,40 @@ from .golden import wrap
 from .abi import Abi, GroupedOperand
 from .nm import NMCompressed, compress, decompress, is_nm
 
-__all__ = ["Accelerator", "PrunedWeight", "open_accelerator"]
+__all__ = ["Accelerator", "PrunedWeight", "PrunedCopies", "open_accelerator", "default_tile", "prune_tiles",
+           "prune_reuse", "sparse_tiles"]
+
+
+@dataclass(frozen=True)
+class PrunedCopies:
+    """PRUNE's own output buffers (memory ABI v2 compressed layout), block by block.
+
+    ``ff`` / ``bp`` map a block ``(lane0, lane1, group0, group1)`` of the FF copy (lanes = rows of W,
+    groups along Cin) / the BP copy (lanes = columns of W, groups along Cout) to the (value bytes,
+    index bytes) the kernel wrote for it. Laid out by ``spec``'s ABI at ``n`` kept per group.
+    """
+
+    spec: ArchSpec
+    n: int
+    ff: dict
+    bp: dict
 
 
 @dataclass(frozen=True)
 class PrunedWeight:
-    """The two compressed copies PRUNE produces from one dense W[Cout, Cin]."""
+    """The two compressed copies PRUNE produces from one dense W[Cout, Cin].
+
+    A PrunedWeight made by :meth:`Accelerator.prune` also keeps the kernel's packed output buffers
+    (``packed``); :meth:`Accelerator.ff` / :meth:`Accelerator.bp` pass them unchanged as the A operand
+    of every SPARSE call that covers exactly one PRUNE block (docs/HOSTPY.md "PRUNE's copies feed the
+    sparse GEMMs"). Its arrays are then read-only, so the two views cannot drift apart. ``packed`` is
+    not an init argument: ``PrunedWeight(ff, bp)`` and ``dataclasses.replace`` give a weight without
+    it, whose calls pack A from the arrays.
+    """
 
     ff: NMCompressed     # groups along Cin (axis 1): the FF operand
     bp: NMCompressed     # groups along Cout (axis 0): the BP operand, pruned separately
+    packed: PrunedCopies | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,6 +84,50 @@ def _round_down(v: int, m: int) -> int:
     return max(m, v // m * m)
 
 
+def _spans(length: int, block: int) -> list[tuple[int, int]]:
+    """The [start, end) ranges a length is cut into by blocks of ``block`` (the last one shorter)."""
+    return [(i, min(length, i + block)) for i in range(0, length, block)]
+
+
+def default_tile(spec: ArchSpec) -> tuple[int, int, int]:
+    """The host tile (rows, k, cols) of an Accelerator opened without ``tile``: the kernel's per-call limits."""
+    return (spec.max_dim, spec.max_k, spec.max_dim)
+
+
+def sparse_tiles(spec: ArchSpec, tile: tuple[int, int, int]) -> tuple[int, int]:
+    """(lane block, reduction block) of the SPARSE calls of :meth:`Accelerator.gemm_sparse` at host ``tile``."""
+    return tile[0], _round_down(tile[1], spec.m)
+
+
+def prune_tiles(spec: ArchSpec, tile: tuple[int, int, int], rows: int, k: int) -> tuple[int, int]:
+    """PRUNE's block sizes along W[rows, k]'s rows (Cout) and columns (Cin) at host ``tile``.
+
+    Each axis takes, of the blocks the consumers use on it, the first one PRUNE can run: the FF
+    calls' (rows: their lane block; columns: their reduction block), else the BP calls' (W_bp is
+    [Cin, Cout]: rows of W are its reduction, columns its lanes), else the plain host tile. A
+    block shorter than the axis must hold whole groups of M (FF groups along the columns, BP along
+    the rows) and no block exceeds the host tile's on that axis (rounded down to M, at least M).
+    """
+    lanes, red = sparse_tiles(spec, tile)
+    caps = (_round_down(tile[0], spec.m), _round_down(tile[1], spec.m))
+
+    def pick(length: int, wanted: tuple[int, int], cap: int) -> int:
+        for b in (min(w, length) for w in wanted):
+            if b <= cap and (b == length or b % spec.m == 0):
+                return b
+        return cap
+    return pick(rows, (lanes, red), caps[0]), pick(k, (red, lanes), caps[1])
+
+
+def prune_reuse(spec: ArchSpec, tile: tuple[int, int, int], rows: int, k: int) -> dict[str, bool]:
+    """Whether every SPARSE call of ``ff`` / ``bp`` on the PrunedWeight of a W[rows, k] takes its A
+    buffers straight from PRUNE's output (its blocks and the calls' blocks coincide) at host ``tile``."""
+    pr, pk = prune_tiles(spec, tile, rows, k)
+    lanes, red = sparse_tiles(spec, tile)
+    return {"ff": _spans(rows, pr) == _spans(rows, lanes) and _spans(k, pk) == _spans(k, red),
+            "bp": _spans(k, pk) == _spans(k, lanes) and _spans(rows, pr) == _spans(rows, red)}
+
+
 class Accelerator:
     """Checked, tiled N:M GEMMs on one :class:`Device`."""
 
@@ -59,7 +135,7 @@ class Accelerator:
         self.device = device
         self.arch: Arch = device.arch
         s = self.spec
-        limits = (s.max_dim, s.max_k, s.max_dim)
+        limits = default_tile(s)
         tile = limits if tile is None else tuple(int(t) for t in tile)
         if len(tile) != 3 or any(t < 1 or t > lim for t, lim in zip(tile, limits)):
             raise ShapeError(f"tile must be (rows, k, cols) with 1 <= each <= the kernel limits {limits}, got {tile}")
@@ -67,6 +143,7 @@ class Accelerator:
             raise ShapeError(f"tile k={tile[1]} must be at least M={s.m} (k tiles hold whole N:M groups)")
         self.tile = tile
         self.calls = 0          # kernel invocations so far (tiling is visible in tests and benchmarks)
+        self.a_from_prune = 0   # SPARSE calls whose A buffers were PRUNE's own output (no repack)
         self.abi = Abi(self.spec)   # the memory layout of every operand (hostpy/abi.py)
 
     # ---- properties -------------------------------------------------------------------------
@@ -179,28 +256,43 @@ class Accelerator:
         ff_i = np.zeros((rows, g_k, n), np.uint8)
         bp_v = np.zeros((k, g_r, n), self.arch.data_dtype)
         bp_i = np.zeros((k, g_r, n), np.uint8)
-        rt, kt = _round_down(self.tile[0], s.m), _round_down(self.tile[1], s.m)
-        for r0 in range(0, rows, rt):
-            r1 = min(rows, r0 + rt)
-            for k0 in range(0, k, kt):
-                k1 = min(k, k0 + kt)
+        ff_blocks, bp_blocks = {}, {}
+        rt, kt = prune_tiles(s, self.tile, rows, k)
+        for r0, r1 in _spans(rows, rt):
+            for k0, k1 in _spans(k, kt):
                 out = self._run(KernelCall("PRUNE", r1 - r0, k1 - k0, 0, self.abi.pack_grouped(wd[r0:r1, k0:k1], s.rows),
                                            n=n))
+                for buf in out.values():
+                    buf.flags.writeable = False
                 gk, gr = -(-(k1 - k0) // s.m), -(-(r1 - r0) // s.m)
                 # FF copy: lanes = rows of W; BP copy: lanes = columns of W (both in lane tiles of R).
+                ff_blocks[(r0, r1, k0 // s.m, k0 // s.m + gk)] = (out["ff_val"], out["ff_idx"])
+                bp_blocks[(k0, k1, r0 // s.m, r0 // s.m + gr)] = (out["bp_val"], out["bp_idx"])
                 ff_v[r0:r1, k0 // s.m:k0 // s.m + gk], ff_i[r0:r1, k0 // s.m:k0 // s.m + gk] = \
                     self.abi.unpack_compressed(out["ff_val"], out["ff_idx"], r1 - r0, k1 - k0, s.rows, n)
                 bp_v[k0:k1, r0 // s.m:r0 // s.m + gr], bp_i[k0:k1, r0 // s.m:r0 // s.m + gr] = \
                     self.abi.unpack_compressed(out["bp_val"], out["bp_idx"], k1 - k0, r1 - r0, s.rows, n)
-        return PrunedWeight(ff=NMCompressed(ff_v, ff_i, n, s.m, 1, (rows, k)),
-                            bp=NMCompressed(bp_v, bp_i, n, s.m, 0, (rows, k)))
+        for a in (ff_v, ff_i, bp_v, bp_i):
+            a.flags.writeable = False           # the packed buffers below are their bytes: keep them equal
+        pw = PrunedWeight(ff=NMCompressed(ff_v, ff_i, n, s.m, 1, (rows, k)),
+                          bp=NMCompressed(bp_v, bp_i, n, s.m, 0, (rows, k)))
+        object.__setattr__(pw, "packed", PrunedCopies(s, n, ff_blocks, bp_blocks))
+        return pw
+
+    def _kept_blocks(self, w, which: str) -> dict | None:
+        """PRUNE's packed blocks of ``w``'s ``which`` copy ("ff"/"bp") when this kernel can take them as A."""
+        p = w.packed if isinstance(w, PrunedWeight) else None
+        if p is None or not self.spec.sparse or p.spec != self.spec:
+            return None
+        copy = w.ff if which == "ff" else w.bp
+        return (p.ff if which == "ff" else p.bp) if copy.n == p.n else None
 
     def ff(self, w, x) -> np.ndarray:
         """Forward: Y[Cout, B] = W_ff . X[Cin, B] (sparse; dense on the dense baseline)."""
         a = self._weight(w, 1, "W (FF)")
         if isinstance(a, np.ndarray):
             return self.gemm(a, x)
-        return self.gemm_sparse(a, x)
+        return self._gemm_sparse(a, x, self._kept_blocks(w, "ff"))
 
     def bp(self, w, dy) -> np.ndarray:
         """Backward data: dX[Cin, B] = W_bp^T . dY[Cout, B] with W pruned along Cout."""
@@ -208,7 +300,7 @@ class Accelerator:
         if isinstance(a, np.ndarray):
             return self.gemm(np.ascontiguousarray(a.T), dy)
         lanes = NMCompressed(a.values, a.indices, a.n, a.m, 1, (a.shape[1], a.shape[0]))
-        return self.gemm_sparse(lanes, dy)
+        return self._gemm_sparse(lanes, dy, self._kept_blocks(w, "bp"))
 
     def wu(self, dy, x) -> np.ndarray:
         """Weight update: dW[Cout, Cin] = dY[Cout, B] . X[Cin, B]^T (dense)."""
@@ -258,6 +350,11 @@ class Accelerator:
 
     def gemm_sparse(self, a: NMCompressed, b) -> np.ndarray:
         """C = A . B with A N:M-compressed along k (axis 1): the FF/BP datapath (SPARSE mode)."""
+        return self._gemm_sparse(a, b, None)
+
+    def _gemm_sparse(self, a: NMCompressed, b, kept: dict | None) -> np.ndarray:
+        """:meth:`gemm_sparse`; ``kept``: A's blocks as PRUNE wrote them, (lane0, lane1, group0, group1) ->
+        (value bytes, index bytes), used as the call's A wherever a call covers exactly such a block."""
         self._need_sparse("a sparse GEMM")
         s = self.spec
         self._check_compressed(a, "A", 1)
@@ -266,20 +363,20 @@ class Accelerator:
 
         def call(r0, r1, k0, k1, c0, c1):
             g0, g1 = k0 // s.m, -(-k1 // s.m)
-            a_val, a_idx = self.abi.pack_compressed(a.values[r0:r1, g0:g1], a.indices[r0:r1, g0:g1], s.rows)
-            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, a_val, a_idx, self._b_bytes(b, k0, k1, c0, c1), n=a.n)
-        return self._tiled(rows, k, self._b_cols(b), _round_down(self.tile[1], s.m), call)
+            a_buf = kept.get((r0, r1, g0, g1)) if kept else None
+            if a_buf is None:
+                a_buf = self.abi.pack_compressed(a.values[r0:r1, g0:g1], a.indices[r0:r1, g0:g1], s.rows)
+            else:
+                self.a_from_prune += 1
+            return KernelCall("SPARSE", r1 - r0, k1 - k0, c1 - c0, *a_buf, self._b_bytes(b, k0, k1, c0, c1), n=a.n)
+        return self._tiled(rows, k, self._b_cols(b), sparse_tiles(s, self.tile)[1], call)
 
     def _tiled(self, rows: int, k: int, cols: int, kt: int, make_call) -> np.ndarray:
-        rt, ct = self.tile[0], self.tile[2]
         out = np.zeros((rows, cols), dtype=np.int64)
-        for r0 in range(0, rows, rt):
-            r1 = min(rows, r0 + rt)
-            for c0 in range(0, cols, ct):
-                c1 = min(cols, c0 + ct)
+        for r0, r1 in _spans(rows, self.tile[0]):
+            for c0, c1 in _spans(cols, self.tile[2]):
                 acc = np.zeros((r1 - r0, c1 - c0), dtype=np.int64)
-                for k0 in range(0, k, kt):
-                    k1 = min(k, k0 + kt)
+                for k0, k1 in _spans(k, kt):
                     res = self._run(make_call(r0, r1, k0, k1, c0, c1))["c"]
                     acc += self.abi.unpack_result(res, r1 - r0, c1 - c0).astype(np.int64)
                 out[r0:r1, c0:c1] = wrap(acc, self.spec.acc_bits)

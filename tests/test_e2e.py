@@ -74,6 +74,35 @@ def test_host_calls_and_pcie_bytes_of_one_conv_layer_by_hand():
         assert parts["abi_pack"] == pytest.approx(2 * (3 + (1 if bdwp else 0)) * 1e-3)
 
 
+class KeyTimer(CountingTimer):
+    """CountingTimer that also keeps every key it was asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys: list[tuple] = []
+
+    def _time(self, key, setup, fn):
+        self.keys.append(key)
+        return super()._time(key, setup, fn)
+
+
+def test_sparse_calls_take_a_from_prune_as_hostpy_does():
+    """BDWP's FF/BP SPARSE calls skip A's packing exactly where hostpy.accel.prune_reuse says PRUNE's blocks are theirs."""
+    from hostpy.accel import default_tile, prune_reuse
+    layer = Layer("c", "conv", cin=16, cout=32, kernel=3, hout=8)          # W [32, 144]
+    for spec, want in ((S28, {"FF": True, "BP": True}),
+                       # max_k = 128 < Cin*9 = 144: two PRUNE blocks along Cin; BP's lanes (Cin) are one block
+                       (make_spec(name="small_k", max_k=128), {"FF": True, "BP": False})):
+        assert prune_reuse(spec, default_tile(spec), 32, 144) == {p.lower(): v for p, v in want.items()}
+        t = KeyTimer()
+        e2e._layer_host(spec, layer, 4, True, t)
+        got = {(k[7], k[8], k[9]): k[-1] for k in t.keys if k[0] == "abi_gemm"}
+        assert got == {(32, 144, 256): want["FF"], (144, 32, 256): want["BP"], (32, 256, 144): False}
+        t = KeyTimer()
+        e2e._layer_host(spec, layer, 4, False, t)                             # dense: nothing from PRUNE
+        assert all(k[-1] is False for k in t.keys if k[0] == "abi_gemm")
+
+
 def test_a_split_reduction_adds_partial_sums_on_the_host():
     spec = make_spec(name="small_k", max_k=128)
     layer = Layer("fc", "fc", cin=64, cout=16, tokens=100)
@@ -92,7 +121,10 @@ def test_abi_measurements_run_the_real_code():
     t = HostTimer()
     assert t.abi_gemm(S28, 10, 27, 33, True) >= 0.0 and t.abi_gemm(S28, 10, 27, 33, False) >= 0.0
     assert t.abi_prune(S28, 10, 27) >= 0.0
-    assert {k[0] for k in t.cache} == {"abi_gemm", "abi_prune"} and len(t.cache) == 3
+    assert t.abi_gemm(S28, 10, 27, 33, True, a_from_prune=True) >= 0.0
+    assert {k[0] for k in t.cache} == {"abi_gemm", "abi_prune"} and len(t.cache) == 4
+    with pytest.raises(ValueError, match="a_from_prune"):
+        t.abi_gemm(S28, 10, 27, 33, False, a_from_prune=True)
 
 
 def test_attention_gemms_quantize_both_operands():
