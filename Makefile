@@ -82,7 +82,7 @@ bitstream: gen
 	@IMPL=$(IMPL) bash $(OUT)/scripts/run_vendor.sh bitstream
 
 test: setup
-	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	@PATH="$(VERILATOR_BIN):$$PATH" $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -20,6 +20,9 @@ from gen.spec import make_spec, preset, spec_to_dict
 from gen.sweep import choose, fit_report, grid_points, main, pareto_front, parse_vivado_utilization, synth_key
 
 REPO = Path(__file__).resolve().parent.parent
+# The `swept` fixture (a real `make sweep` with two kernel syntheses, ~2.5 min) is per worker: keep this
+# module's tests on one xdist worker (`make test` runs --dist loadgroup) so it runs once, not twice.
+pytestmark = pytest.mark.xdist_group("sweep")
 GRID = ["--arrays", "4x4", "--ratios", "2:8,2:4", "--depths", "256,512", "--network", "vgg16_cifar", "--batch", "1",
         "--workers", "2"]
 
