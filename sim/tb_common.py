@@ -10,7 +10,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from gen.spec import ArchSpec, load_spec
 
@@ -60,6 +60,17 @@ async def pulse_reset(dut, cycles: int = 3) -> None:
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+
+
+async def expect_silence(dut, cycles: int, what: str) -> None:
+    """Input idle, output ready: ``out_valid`` must stay low for ``cycles`` cycles (nothing beyond what was
+    sent comes out). For the in_valid/out_ready/out_valid benches (sat_fifo, sat_bbuf)."""
+    dut.in_valid.value = 0
+    dut.out_ready.value = 1
+    for _ in range(cycles):
+        await ReadOnly()
+        assert not int(dut.out_valid.value), f"{what}: output beyond what was sent"
+        await RisingEdge(dut.clk)
 
 
 def signed_range(bits: int) -> tuple[int, int]:
