@@ -34,40 +34,62 @@ def _container(bits: int) -> np.dtype:
     return np.dtype(np.int8 if bits <= 8 else np.int16)
 
 
-def _check_float(x, name: str) -> np.ndarray:
+def _check_input(x, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise DTypeError(f"{name}: cannot quantize dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    if not np.isfinite(x).all():
-        bad = "NaN" if np.isnan(x).any() else "Inf"
-        raise NonFiniteError(f"{name}: {bad} in a tensor to be quantized ({int((~np.isfinite(x)).sum())} "
-                             f"non-finite of {x.size})")
     return x
+
+
+def _extremes(x: np.ndarray, name: str) -> tuple[float, float]:
+    """(min, max) of ``x`` as exact Python floats, raising NonFiniteError on NaN/Inf. Two reductions and
+    no temporary array: a NaN makes both NaN and an Inf shows in one of them, so finiteness of the two
+    extremes is finiteness of the tensor (the full scan below runs only to word the error)."""
+    if x.size == 0:
+        return 0.0, 0.0
+    lo, hi = float(x.min()), float(x.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        xf = x.astype(np.float64, copy=False)
+        bad = "NaN" if np.isnan(xf).any() else "Inf"
+        raise NonFiniteError(f"{name}: {bad} in a tensor to be quantized ({int((~np.isfinite(xf)).sum())} "
+                             f"non-finite of {x.size})")
+    return lo, hi
+
+
+def _scale_from(lo: float, hi: float, bits: int) -> float:
+    qmax = (1 << (bits - 1)) - 1
+    amax = max(hi, -lo)
+    return amax / qmax if amax > 0 else 1.0
 
 
 def scale_for(x, bits: int) -> float:
     """The symmetric per-tensor scale that maps max|x| to the largest positive code."""
-    x = _check_float(x, "x")
-    qmax = (1 << (bits - 1)) - 1
-    amax = float(np.abs(x).max()) if x.size else 0.0
-    return amax / qmax if amax > 0 else 1.0
+    return _scale_from(*_extremes(_check_input(x, "x"), "x"), bits)
 
 
 def quantize(x, bits: int, scale: float | None = None, name: str = "x") -> QTensor:
-    """Quantize ``x`` to signed ``bits`` with a per-tensor scale (computed unless given)."""
+    """Quantize ``x`` to signed ``bits`` with a per-tensor scale (computed unless given).
+
+    Five passes over ``x`` (min, max, divide, round in place, narrow): the host spends more time here
+    than anywhere else in a training step (docs/SWEEP.md "end-to-end"). The codes are those of
+    ``rint(float64(x) / scale)``; their range is checked from the extremes, since x -> rint(x / scale)
+    is monotonic: the smallest and largest code are those of min(x) and max(x).
+    """
     dtype = _container(bits)
-    xf = _check_float(x, name)
+    x = _check_input(x, name)
+    lo, hi = _extremes(x, name)
     if scale is None:
-        scale = scale_for(xf, bits)
+        scale = _scale_from(lo, hi, bits)
     elif not (np.isfinite(scale) and scale > 0):
         raise QuantizationError(f"{name}: scale must be a positive finite number, got {scale!r}")
-    q = np.rint(xf / scale)
     lim = (1 << (bits - 1))
-    if q.size and (q.min() < -lim or q.max() > lim - 1):
-        raise FixedPointOverflowError(f"{name}: values up to {float(np.abs(xf).max())!r} overflow int{bits} at "
-                                      f"scale {scale!r} (codes [{int(q.min())}, {int(q.max())}] outside "
+    qlo, qhi = float(np.rint(lo / scale)), float(np.rint(hi / scale))
+    if x.size and (qlo < -lim or qhi > lim - 1):
+        raise FixedPointOverflowError(f"{name}: values up to {max(abs(lo), abs(hi))!r} overflow int{bits} at "
+                                      f"scale {scale!r} (codes [{int(qlo)}, {int(qhi)}] outside "
                                       f"[{-lim}, {lim - 1}])")
+    q = np.true_divide(x, scale, dtype=np.float64)
+    np.rint(q, out=q)
     return QTensor(q=q.astype(dtype), scale=float(scale), bits=bits)
 
 
@@ -76,4 +98,4 @@ def dequantize(acc, scale_a: float, scale_b: float) -> np.ndarray:
     acc = np.asarray(acc)
     if acc.dtype.kind not in "iu":
         raise DTypeError(f"dequantize expects integer accumulators, got dtype {acc.dtype}")
-    return acc.astype(np.float64) * (float(scale_a) * float(scale_b))
+    return np.multiply(acc, float(scale_a) * float(scale_b), dtype=np.float64)     # one pass, no int->float copy

@@ -15,6 +15,7 @@ import hostpy
 from hostpy import golden
 from hostpy.layout import col2im, conv_out_size, im2col
 from hostpy.nm import nm_mask
+from hostpy.errors import FixedPointOverflowError
 from hostpy.quant import dequantize, quantize
 from hostpy.train import kept_mask
 
@@ -129,6 +130,32 @@ def test_quantize_rounds_half_to_even_and_dequantizes():
     assert np.abs(q.dequantize() - x).max() <= q.scale / 2 + 1e-12
     assert quantize(np.zeros(4), 8).scale == 1.0
     assert quantize(np.ones(3), 16).q.dtype == np.int16 and quantize(np.ones(3), 16).q.max() == 32767
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int32, np.int8])
+@pytest.mark.parametrize("bits", [4, 8, 12, 16])
+def test_quantize_is_the_documented_formula(dtype, bits):
+    """quantize (five passes, range checked from the extremes) == the module docstring's formula computed
+    the plain way: scale = max|x| / (2^(bits-1) - 1), q = rint(float64(x) / scale), on random tensors with
+    exact .5 ties, both signs at the extreme, an all-negative and a one-element tensor, and an explicit scale."""
+    rng = np.random.default_rng(bits)
+    qmax = (1 << (bits - 1)) - 1
+    cases = [rng.standard_normal((37, 53)) * 7, -np.abs(rng.standard_normal(64)), np.array([3.0]),
+             np.array([-2.0, 2.0, 1.0, 0.5, -0.5, 1.5])]
+    ties = np.arange(-40, 41) + 0.5                        # x / scale = k + 0.5 exactly at scale 1
+    for x in cases:
+        x = (x * 100 if np.dtype(dtype).kind in "iu" else x).astype(dtype)
+        xf = x.astype(np.float64)
+        amax = float(np.abs(xf).max())
+        scale = amax / qmax if amax > 0 else 1.0
+        got = quantize(x, bits)
+        assert got.scale == scale
+        assert np.array_equal(got.q, np.rint(xf / scale).astype(got.q.dtype)) and got.q.dtype == np.dtype(
+            np.int8 if bits <= 8 else np.int16)
+    if bits >= 8:
+        assert np.array_equal(quantize(ties, bits, scale=1.0).q, np.rint(ties))
+    with pytest.raises(FixedPointOverflowError, match=r"codes \[-3, 300\]"):
+        quantize(np.array([-3.0, 300.0]), 8, scale=1.0)
 
 
 def test_quantized_gemm_approximates_float(tmp_path_factory):
