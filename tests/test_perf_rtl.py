@@ -62,7 +62,7 @@ def _kernel_measurement():
 @pytest.mark.skipif(_kernel_measurement() is None or not (REPO / "sim" / "tb_kernel.py").is_file(),
                     reason="the RTL kernel's cycle measurement (sim.run.measure_kernel_cycles, sim/tb_kernel.py) "
                            "is not on this branch yet")
-def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out, monkeypatch):
+def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out):
     """Whole calls of the generated sat_kernel (cocotb + Verilator, ap_start to ap_done, no pauses)
     against gen.perf.kernel_call_cycles on the testbench's memory: every bundle its own memory (one
     word per cycle), a fixed read latency, the testbench's write latency. The shapes
@@ -73,10 +73,6 @@ def test_kernel_call_matches_the_rtl_kernel(sat_2x8_out, monkeypatch):
     spec = preset("sat_2x8")
     deep = (spec.abuf_depth + 8) * spec.m
     measure = _kernel_measurement()
-    # n = 3 (two records per group), 7 (the largest, DENSE's cost) and the spec's n (always run): every
-    # n of runtime_n took ~100 s of CI at ~1000 simulated cycles/s; every n is held against the model on
-    # ResNet-18's calls by `make bench`'s runtime-N section (gen.validate.runtime_n_step, rtl backend)
-    monkeypatch.setenv("SATGEN_KERNEL_CYCLES_NS", "3,7")
     for latency, gemms in ((64, [(spec.rows, deep, spec.cols)]), (448, [(spec.rows, deep, spec.cols)])):
         report = measure(sat_2x8_out, spec, gemms, read_latency=latency, seed=1)
         # the testbench's own memory (its report says which): read latency as asked, its write latency
